@@ -1,0 +1,66 @@
+"""Reading audio: decode once, mix to mono, resample, and say why a clip is unusable."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+def load(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sample_rate`` (any format soundfile reads)."""
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return to_mono(audio, sr, sample_rate)
+
+
+def to_mono(audio: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
+    """Average channels of a (frames, channels) array and resample with soxr (high quality)."""
+    mono = audio.mean(axis=1) if audio.ndim == 2 else audio
+    if sr != sample_rate:
+        mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one read of a clip tells: its identity and shape, or why it is excluded."""
+
+    sha1: str = ""
+    duration: float = 0.0
+    sample_rate: int = 0
+    channels: int = 0
+    reason: str = ""  # empty when the clip is usable
+
+
+def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -60.0) -> Probe:
+    """Read a clip once: hash its bytes and check it decodes, is long enough and not silent."""
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as err:
+        return Probe(reason=f"unreadable: {err.strerror or err}")
+    sha1 = hashlib.sha1(blob).hexdigest()
+    if not blob:
+        return Probe(sha1=sha1, reason="empty file")
+    try:
+        audio, sr = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
+    except Exception as err:  # noqa: BLE001 - libsndfile raises several types for bad input
+        return Probe(sha1=sha1, reason=f"not decodable audio: {str(err).splitlines()[0][:120]}")
+    frames, channels = audio.shape
+    duration = frames / sr if sr else 0.0
+    base = dict(sha1=sha1, duration=round(duration, 4), sample_rate=sr, channels=channels)
+    if frames == 0:
+        return Probe(**base, reason="no audio frames")
+    if duration < min_duration:
+        return Probe(**base, reason=f"too short: {duration:.3f} s < data.min_duration {min_duration} s")
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    level = 20 * np.log10(rms) if rms > 0 else -np.inf
+    if not np.isfinite(audio).all():
+        return Probe(**base, reason="holds NaN or infinite samples")
+    if level < silence_dbfs:
+        return Probe(**base, reason=f"silent: {level:.1f} dBFS < data.silence_dbfs {silence_dbfs}")
+    return Probe(**base)

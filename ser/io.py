@@ -1,0 +1,76 @@
+"""Artifact writing that never leaves a half-written file: write to a temp path, then rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write(path: str | Path, writer: Callable[[Path], Any]) -> Path:
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write pretty JSON atomically."""
+    return _write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=_plain) + "\n"))
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
+    """Write a CSV without the index, atomically."""
+    return _write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+    """Write a compressed npz atomically."""
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return _write(path, save)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_embeddings(path: str | Path = "embeddings/features.npz") -> tuple[np.ndarray, pd.DataFrame]:
+    """Load an embeddings npz: (X, meta with clip_id, label, speaker, aug per row)."""
+    with np.load(path, allow_pickle=False) as z:
+        X = z["X"]
+        meta = pd.DataFrame({c: z[c].astype(str) for c in ("clip_id", "label", "speaker")})
+        meta["aug"] = z["aug"].astype(int)
+    return X, meta

@@ -1,0 +1,18 @@
+"""prepare: corpus -> data/manifest.csv (usable clips), data/excluded.csv, data/prepare.json."""
+
+from ser.cli import run_stage
+from ser.config import load_params
+from ser.io import write_csv, write_json
+from ser.prepare import build_manifest
+
+
+def main() -> None:
+    params = load_params(need_data=True)
+    manifest, excluded, summary = build_manifest(params)
+    write_csv("data/excluded.csv", excluded)
+    write_json("data/prepare.json", summary)
+    write_csv("data/manifest.csv", manifest)
+
+
+if __name__ == "__main__":
+    run_stage(main)
