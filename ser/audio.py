@@ -57,10 +57,17 @@ def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -6
         return Probe(**base, reason="no audio frames")
     if duration < min_duration:
         return Probe(**base, reason=f"too short: {duration:.3f} s < data.min_duration {min_duration} s")
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    level = 20 * np.log10(rms) if rms > 0 else -np.inf
     if not np.isfinite(audio).all():
         return Probe(**base, reason="holds NaN or infinite samples")
+    level = loudest_frame_dbfs(audio.mean(axis=1), sr)
     if level < silence_dbfs:
-        return Probe(**base, reason=f"silent: {level:.1f} dBFS < data.silence_dbfs {silence_dbfs}")
+        return Probe(**base, reason=f"silent: loudest 25 ms at {level:.1f} dBFS < data.silence_dbfs {silence_dbfs}")
     return Probe(**base)
+
+
+def loudest_frame_dbfs(wave: np.ndarray, sr: int, frame_seconds: float = 0.025) -> float:
+    """RMS level of the loudest frame: quiet speech with long pauses still counts as sound."""
+    n = max(1, int(sr * frame_seconds))
+    frames = wave[: len(wave) // n * n].reshape(-1, n) if len(wave) >= n else wave[None, :]
+    rms = float(np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)).max())
+    return 20 * np.log10(rms) if rms > 0 else -np.inf

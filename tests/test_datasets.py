@@ -1,0 +1,204 @@
+"""Corpus parsers: file names -> clip table (labels, speakers, extras), skips and DatasetError cases."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser.datasets import emodb, folder, ravdess, savee, tess
+from ser.errors import DatasetError
+
+SHARED_RAVDESS = Path("/work/shared/data/ravdess-speech-16k")
+COLUMNS = ["clip_id", "path", "label", "speaker"]
+
+
+def clip(path: Path) -> Path:
+    """0.2 s of noise at 16 kHz, in the format the extension names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(3200).astype(np.float32)
+    sf.write(path, noise, 16000, format=path.suffix[1:].upper())
+    return path
+
+
+def clips(root: Path, *names: str) -> Path:
+    for name in names:
+        clip(root / name)
+    return root
+
+
+def check_frame(frame, rows: int) -> None:
+    assert list(frame.columns[:4]) == COLUMNS
+    assert len(frame) == rows
+    assert frame["clip_id"].is_unique and frame["clip_id"].is_monotonic_increasing
+    assert frame["path"].map(lambda p: Path(p).is_absolute() and Path(p).is_file()).all()
+
+
+def warnings(caplog) -> str:
+    return " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+def test_ravdess(tmp_path, caplog):
+    root = clips(tmp_path / "ravdess",
+                 "Actor_01/03-01-01-01-01-01-01.wav", "Actor_01/03-01-05-02-02-01-01.flac",
+                 "Actor_02/03-01-08-02-01-02-02.WAV",
+                 "audio_speech_actors_01-24/Actor_01/03-01-01-01-01-01-01.wav",  # nested second copy
+                 "Actor_01/03-01-09-01-01-01-01.wav", "Actor_01/notes.wav",  # not RAVDESS names
+                 "__MACOSX/Actor_01/._03-01-01-01-01-01-01.wav")  # unzip debris, ignored
+    (root / "Actor_01" / "readme.txt").write_text("not audio")
+    with caplog.at_level(logging.WARNING):
+        frame = ravdess.scan(root)
+    check_frame(frame, 3)
+    assert list(frame["clip_id"]) == ["03-01-01-01-01-01-01", "03-01-05-02-02-01-01", "03-01-08-02-01-02-02"]
+    assert list(frame["label"]) == ["neutral", "angry", "surprised"]
+    assert list(frame["speaker"]) == ["01", "01", "02"]
+    assert list(frame["sex"]) == ["male", "male", "female"]
+    assert list(frame["intensity"]) == ["normal", "strong", "strong"]
+    assert list(frame["sentence"]) == ["01", "02", "01"]
+    assert list(frame["repetition"]) == [1, 1, 2]
+    assert frame["path"][0] == str((root / "Actor_01/03-01-01-01-01-01-01.wav").resolve())
+    assert "skipped 2 audio file(s)" in warnings(caplog)
+
+
+@pytest.mark.skipif(not SHARED_RAVDESS.is_dir(), reason=f"shared RAVDESS copy {SHARED_RAVDESS} not present")
+def test_ravdess_shared_copy():
+    frame = ravdess.scan(SHARED_RAVDESS)
+    check_frame(frame, 1440)
+    assert frame["label"].nunique() == 8 and frame["speaker"].nunique() == 24
+    assert (frame["label"] == "neutral").sum() == 96
+    assert frame.groupby("sex")["speaker"].nunique().to_dict() == {"female": 12, "male": 12}
+
+
+def test_tess(tmp_path, caplog):
+    root = clips(tmp_path / "tess",
+                 "OAF_angry/OAF_back_angry.wav", "YAF_pleasant_surprised/YAF_bath_ps.wav",
+                 "OAF_Pleasant_surprise/OAF_chain_pleasant_surprise.wav", "OAF_Fear/OAF_dog_fear.wav",
+                 "YAF_neutral/YAF_Kite_Neutral.wav",
+                 "YAF_sad/YAF_home_sadd.wav",  # misspelt emotion: the folder says sad
+                 "OAF_angry/back.wav", "OAF_angry/XYZ_back_angry.wav")  # not TESS names
+    with caplog.at_level(logging.WARNING):
+        frame = tess.scan(root).set_index("clip_id")
+    check_frame(frame.reset_index(), 6)
+    assert frame["label"].to_dict() == {
+        "OAF_back_angry": "angry", "YAF_bath_ps": "surprised", "OAF_chain_pleasant_surprise": "surprised",
+        "OAF_dog_fear": "fearful", "YAF_Kite_Neutral": "neutral", "YAF_home_sadd": "sad"}
+    assert frame["word"].to_dict() == {"OAF_back_angry": "back", "YAF_bath_ps": "bath",
+                                       "OAF_chain_pleasant_surprise": "chain", "OAF_dog_fear": "dog",
+                                       "YAF_Kite_Neutral": "kite", "YAF_home_sadd": "home"}
+    assert set(frame["speaker"]) == {"OAF", "YAF"} and set(frame["sex"]) == {"female"}
+    assert "skipped 2 audio file(s)" in warnings(caplog)
+
+
+def test_savee_both_layouts(tmp_path, caplog):
+    root = clips(tmp_path / "savee",
+                 "AudioData/DC/a01.wav", "AudioData/JE/sa03.wav", "AudioData/KL/su15.wav",
+                 "ALL/JK_n30.wav", "ALL/DC_a01.wav",  # DC_a01 again, in the Kaggle layout
+                 "AudioData/DC/x01.wav", "AudioData/a01.wav")  # unknown prefix; no speaker folder
+    (root / "AudioData" / "DC" / "Info.txt").write_text("not audio")
+    with caplog.at_level(logging.WARNING):
+        frame = savee.scan(root)
+    check_frame(frame, 4)
+    assert list(frame["clip_id"]) == ["DC_a01", "JE_sa03", "JK_n30", "KL_su15"]
+    assert list(frame["label"]) == ["angry", "sad", "neutral", "surprised"]
+    assert list(frame["speaker"]) == ["DC", "JE", "JK", "KL"]
+    assert set(frame["sex"]) == {"male"}
+    assert "skipped 2 audio file(s)" in warnings(caplog)
+
+
+def test_emodb(tmp_path, caplog):
+    root = clips(tmp_path / "emodb",
+                 "wav/03a01Fa.wav", "wav/08b02Wb.wav", "wav/16a05Lc.wav", "wav/12b10Ta.wav",
+                 "wav/03a01Xa.wav", "wav/99a01Fa.wav")  # unknown emotion letter; unknown speaker
+    with caplog.at_level(logging.WARNING):
+        frame = emodb.scan(root)
+    check_frame(frame, 4)
+    assert list(frame["clip_id"]) == ["03a01Fa", "08b02Wb", "12b10Ta", "16a05Lc"]
+    assert list(frame["label"]) == ["happy", "angry", "sad", "boredom"]
+    assert list(frame["speaker"]) == ["03", "08", "12", "16"]
+    assert list(frame["sentence"]) == ["a01", "b02", "b10", "a05"]
+    assert list(frame["sex"]) == ["male", "female", "male", "female"]
+    assert list(frame["age"]) == [31, 34, 30, 31]
+    assert "skipped 2 audio file(s)" in warnings(caplog)
+
+
+def test_folder_of_label_folders(tmp_path, caplog):
+    root = clips(tmp_path / "mine", "happy/a.wav", "Sad/take1/b.flac", "angry/a.wav", "loose.wav")
+    with caplog.at_level(logging.WARNING):
+        frame = folder.scan(root)
+    check_frame(frame, 3)
+    assert dict(zip(frame["clip_id"], frame["label"])) == {"happy/a.wav": "happy", "Sad/take1/b.flac": "sad",
+                                                          "angry/a.wav": "angry"}
+    assert set(frame["speaker"]) == {"unknown"}
+    log = warnings(caplog)
+    assert "skipped 1 audio file(s)" in log and "speaker-independent folds are impossible" in log
+
+
+def test_folder_csv(tmp_path, caplog):
+    clip(tmp_path / "audio" / "one.wav")
+    elsewhere = clip(tmp_path / "other" / "two.flac")
+    csv = tmp_path / "lists" / "clips.csv"
+    csv.parent.mkdir()
+    csv.write_text("path,label,speaker,gender\n"
+                   f"../audio/one.wav,Happiness,01,f\n{elsewhere},excited,02,m\n../audio/gone.wav,sad,01,f\n")
+    with caplog.at_level(logging.WARNING):
+        frame = folder.scan(tmp_path / "unused", csv).set_index("clip_id")
+    assert list(frame.reset_index().columns) == [*COLUMNS, "gender"]
+    assert frame["label"].to_dict() == {"../audio/one.wav": "happy", str(elsewhere): "excited",
+                                        "../audio/gone.wav": "sad"}
+    # a missing file stays listed: the generic clip reader excludes it as unreadable
+    assert frame.loc["../audio/gone.wav", "path"] == str(tmp_path / "audio" / "gone.wav")
+    assert frame["speaker"].tolist() == ["01", "01", "02"] and frame["gender"].tolist() == ["f", "f", "m"]
+    assert "1 listed file(s) do not exist" in warnings(caplog)
+
+
+def test_folder_csv_alternative_header(tmp_path, caplog):
+    clip(tmp_path / "x.wav")
+    csv = tmp_path / "list.csv"
+    csv.write_text("file_path,emotion_code\nx.wav,ANG\n")
+    with caplog.at_level(logging.WARNING):
+        frame = folder.scan(tmp_path, csv)
+    assert frame[COLUMNS].values.tolist() == [["x.wav", str(tmp_path / "x.wav"), "angry", "unknown"]]
+    assert "speaker-independent folds are impossible" in warnings(caplog)
+
+
+@pytest.mark.parametrize("text, error", [
+    ("path,speaker\nx.wav,01\n", r"lacks the column\(s\) \['label'\]: found \['path', 'speaker'\]"),
+    ("path,label\nx.wav,sad\nx.wav,happy\n", "repeat a path"),
+    ("path,label\n", "lists no clips"),
+    ("", r"lacks the column\(s\) \['path', 'label'\]"),
+])
+def test_folder_csv_errors(tmp_path, text, error):
+    csv = tmp_path / "bad.csv"
+    csv.write_text(text)
+    with pytest.raises(DatasetError, match=error) as err:
+        folder.scan(tmp_path, csv)
+    assert str(csv) in str(err.value)
+
+
+def test_folder_csv_missing(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist.*data.csv"):
+        folder.scan(tmp_path, tmp_path / "nope.csv")
+
+
+PARSERS = [ravdess, tess, savee, emodb, folder]
+
+
+@pytest.mark.parametrize("parser", PARSERS, ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_missing_folder(tmp_path, parser):
+    root = tmp_path / "not-here"
+    with pytest.raises(DatasetError) as err:
+        parser.scan(root)
+    message = str(err.value)
+    assert str(root) in message and "data.dir" in message and "params.yaml" in message and "layout" in message
+
+
+@pytest.mark.parametrize("parser", PARSERS, ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_no_matching_files(tmp_path, parser):
+    root = clips(tmp_path / "corpus", "random.wav")  # directly in the root: no corpus names, no label folder
+    (root / "empty").mkdir()
+    with pytest.raises(DatasetError, match="data.dir") as err:
+        parser.scan(root)
+    assert str(root) in str(err.value)
+    with pytest.raises(DatasetError, match="no .* clips found"):
+        parser.scan(root / "empty")
