@@ -8,10 +8,10 @@ names the key, the bad value and the valid choices.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 from .classifiers import REGISTRY as CLASSIFIERS
 from .datasets import REGISTRY as DATASETS
@@ -55,14 +55,113 @@ class MfccParams(_Section):
     window: str = "hamming"
 
 
+def _layers(value: object) -> str | int | list[int]:
+    """features.layers: last, mean, one hidden-state index or a non-empty list of them."""
+    def index(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if value in ("last", "mean") or index(value) or (isinstance(value, list) and value and all(map(index, value))):
+        return value
+    raise ValueError("use last, mean, one layer index (e.g. 12 or -1) or a list of them (e.g. [-4, -3, -2, -1])")
+
+
 class FeatureParams(_Section):
-    extractor: str = "mfcc"
+    extractor: str = "ssl"
+    model: str = Field("microsoft/wavlm-large", min_length=1, description="hub id or local folder (ssl, whisper)")
+    layers: Annotated[str | int | list[int], PlainValidator(_layers)] = "last"
+    pooling: Literal["mean", "mean_std"] = "mean"
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    batch_seconds: float = Field(30.0, gt=0, description="audio seconds per batch, padding included")
     mfcc: MfccParams = MfccParams()
+
+
+class _Range(_Section):
+    """An augmentation drawn from [low, high] (the fields named in ``bounds``), applied with probability p."""
+
+    bounds: ClassVar[tuple[str, str]]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Range:
+        low, high = (getattr(self, name) for name in self.bounds)
+        if low > high:
+            raise ValueError(f"{self.bounds[0]} {low} is above {self.bounds[1]} {high}")
+        return self
+
+
+class TimeStretchParams(_Range):
+    bounds: ClassVar = ("min_rate", "max_rate")
+    min_rate: float = Field(0.9, gt=0)
+    max_rate: float = Field(1.1, gt=0)
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class PitchShiftParams(_Range):
+    bounds: ClassVar = ("min_semitones", "max_semitones")
+    min_semitones: float = Field(-2.0, ge=-12, le=12)
+    max_semitones: float = Field(2.0, ge=-12, le=12)
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class GaussianSnrParams(_Range):
+    bounds: ClassVar = ("min_snr_db", "max_snr_db")
+    min_snr_db: float = 15.0
+    max_snr_db: float = 30.0
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class GainParams(_Range):
+    bounds: ClassVar = ("min_factor", "max_factor")
+    min_factor: float = Field(0.8, gt=0, description="linear amplitude factor (converted to dB)")
+    max_factor: float = Field(1.2, gt=0)
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class AugmentParams(_Section):
+    n_augmentations: int = Field(2, ge=0, description="augmented copies per clip; 0 = off")
+    time_stretch: TimeStretchParams = TimeStretchParams()
+    pitch_shift: PitchShiftParams = PitchShiftParams()
+    gaussian_snr: GaussianSnrParams = GaussianSnrParams()
+    gain: GainParams = GainParams()
 
 
 class SvmParams(_Section):
     C: float = Field(10.0, gt=0)
     gamma: float | Literal["scale", "auto"] = "scale"
+    calibration_folds: int = Field(3, ge=2, description="speaker-grouped folds for the probability calibration")
+    precompute_max_rows: int = Field(30000, ge=0, description="BLAS kernel matrix up to this many rows (8*n^2 bytes)")
+
+
+class MlpParams(_Section):
+    hidden: list[Annotated[int, Field(ge=1)]] = Field([512, 256, 128], min_length=2, max_length=5)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(64, ge=2)
+    max_epochs: int = Field(100, ge=1)
+    patience: int = Field(15, ge=1)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="of the training speakers, for early stopping")
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+
+
+class XgbParams(_Section):
+    n_estimators: int = Field(200, ge=1)
+    max_depth: int = Field(6, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    max_bin: int = Field(32, ge=2)
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    n_jobs: int | None = Field(None, ge=1, description="threads; null = all cores")
+
+
+class TuneParams(_Section):
+    enabled: bool = False
+    n_trials: int = Field(30, ge=1, description="finished trials per study (shared by all workers)")
+    timeout: float | None = Field(None, gt=0, description="seconds per study and worker; null = none")
+    n_jobs: int = Field(1, ge=1, description="trials run in parallel threads by this process")
+    storage: str = Field("sqlite:///.cache/optuna.db", min_length=1, description="any Optuna RDB URL")
+    study_name: str = Field("ser", min_length=1, description="prefix; classifier, data fingerprint, fold appended")
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5, description="of the training speakers, for the objective")
 
 
 class CvParams(_Section):
@@ -74,6 +173,7 @@ class UmapParams(_Section):
     n_neighbors: int = Field(15, ge=2)
     min_dist: float = Field(0.1, ge=0)
     max_points: int = Field(30000, ge=10)
+    pca_dims: int = Field(50, ge=0, description="PCA dimensions before UMAP; 0 = none")
 
 
 class Params(_Section):
@@ -82,9 +182,13 @@ class Params(_Section):
     data: DataParams = DataParams()
     synthetic: SyntheticParams = SyntheticParams()
     features: FeatureParams = FeatureParams()
+    augment: AugmentParams = AugmentParams()
     classifier: str = "svm"
     svm: SvmParams = SvmParams()
+    mlp: MlpParams = MlpParams()
+    xgboost: XgbParams = XgbParams()
     cv: CvParams = CvParams()
+    tune: TuneParams = TuneParams()
     umap: UmapParams = UmapParams()
 
     @model_validator(mode="after")

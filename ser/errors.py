@@ -15,3 +15,7 @@ class DatasetError(SerError):
 
 class DownloadError(SerError):
     """A download failed for good (after retries)."""
+
+
+class FeatureError(SerError):
+    """A feature extractor cannot be built (e.g. its model is neither cached nor reachable)."""

@@ -1,22 +1,82 @@
-"""Turn out-of-fold predictions into metrics.json, dvc plot data and PNGs."""
+"""Turn out-of-fold predictions into results/metrics.json: flat enough for ``dvc metrics show/diff``.
+
+DVC flattens nested keys (``cv.uar_mean``, ``per_class.angry.recall``; ``dvc metrics show`` also
+sorts them), shows strings as they are and silently drops lists and nulls; so this file holds
+numbers and short strings only, and the long-form protocol stays in results/cv.json.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
 from .metrics import HEADLINE, scores
+from .report import dataset_label, short_model
+
+DIGITS = 4
 
 
-def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict) -> dict:
-    """Metrics over all out-of-fold predictions, the CV spread, and the run's context."""
-    labels = sorted(c.removeprefix("p_") for c in oof.columns if c.startswith("p_"))
-    s = scores(oof["actual"], oof["predicted"], labels)
+def labels_of(oof: pd.DataFrame) -> list[str]:
+    """The classes the model was trained on: the ``p_<label>`` columns of models/oof.csv."""
+    return sorted(c.removeprefix("p_") for c in oof.columns if c.startswith("p_"))
+
+
+def short_protocol(protocol: str) -> str:
+    """'5-fold speaker-independent CV (StratifiedGroupKFold by speaker)' -> '5-fold speaker-independent CV'."""
+    return protocol.split(" (")[0]
+
+
+def run_context(oof: pd.DataFrame, prepared: dict, features: dict, protocol: str, dataset: str,
+                classifier: str) -> dict:
+    """What the numbers were measured on: short strings and counts only."""
+    settings = features.get("settings", {})
     return {
-        **{m: round(s[m], 4) for m in HEADLINE},
-        "cv_mean": {m: round(cv_summary["mean"][m], 4) for m in HEADLINE},
-        "cv_std": {m: round(cv_summary["std"][m], 4) for m in HEADLINE},
-        "per_class": {c: {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
-                      for c, d in s["per_class"].items()},
-        "context": {**context, "protocol": cv_summary["protocol"], "labels": labels},
-        "confusion": s["confusion"],
+        "dataset": dataset_label(dataset),
+        "clips": len(oof),
+        "speakers": int(oof["speaker"].nunique()),
+        "hours": prepared.get("hours", 0.0),
+        "excluded_clips": int(prepared.get("excluded", 0)) + int(features.get("failed", 0)),
+        "classes": len(labels_of(oof)),
+        "protocol": short_protocol(protocol),
+        "extractor": settings.get("extractor", "unknown"),
+        "model": short_model(settings),
+        "classifier": classifier,
     }
+
+
+def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict) -> tuple[dict, list[list[int]]]:
+    """(metrics.json content, confusion matrix in ``labels_of(oof)`` order).
+
+    Headline metrics are pooled over all out-of-fold predictions; ``cv`` holds their mean and
+    (population) std over folds, which results/cv.json lists one by one.
+    """
+    labels = labels_of(oof)
+    s = scores(oof["actual"], oof["predicted"], labels)
+    cv = {}
+    for m in HEADLINE:
+        cv[f"{m}_mean"] = round(float(cv_summary["mean"][m]), DIGITS)
+        cv[f"{m}_std"] = round(float(cv_summary["std"][m]), DIGITS)
+    metrics = {
+        **{m: round(s[m], DIGITS) for m in HEADLINE},
+        "cv": cv,
+        "per_class": {c: {k: round(v, DIGITS) if isinstance(v, float) else v for k, v in d.items()}
+                      for c, d in s["per_class"].items()},
+        "context": context,
+    }
+    return metrics, s["confusion"]
+
+
+def fold_table(cv_summary: dict) -> pd.DataFrame:
+    """One row per CV fold with its headline metrics (from results/cv.json)."""
+    return pd.DataFrame(cv_summary["folds"], columns=["fold", *HEADLINE])
+
+
+def read_learning_curves(path: str | Path) -> pd.DataFrame:
+    """results/learning_curves.csv (fold, epoch, train_loss, val_loss, val_uar); empty when the
+    file is missing or has no rows, i.e. the classifier trains without epochs."""
+    columns = ["fold", "epoch", "train_loss", "val_loss", "val_uar"]
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=columns)
+    return pd.read_csv(path, dtype={"fold": str})

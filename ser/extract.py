@@ -1,37 +1,159 @@
-"""Embed every clip of the manifest with the configured extractor."""
+"""Embed every clip of the manifest (and its augmented copies) through the per-clip cache.
+
+Only vectors missing from the cache are computed: clips are streamed in order of length into
+batches capped by ``batch_seconds`` of audio, and each vector is written to the cache as soon as
+its batch is done, so a run that is killed resumes where it stopped. The
+result is then assembled from the cache in manifest order: every original clip (aug 0), then
+copy 1 of every clip, and so on. A clip that cannot be read or embedded is reported and left out
+(with its copies); it is never cached, so the next run tries it again.
+"""
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from .audio import load
+from .augment import Augmenter
+from .cache import EmbeddingCache
+from .config import AugmentParams
 from .features import Extractor
+from .loader import Job, length_batches, padding, read_ahead
 
 log = logging.getLogger(__name__)
 
 
-def embed_manifest(manifest: pd.DataFrame, extractor: Extractor, workers: int = 2
-                   ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Return (X, meta, failed): meta has clip_id, label, speaker, aug for each row of X;
-    a clip that fails to load or embed is reported in ``failed`` and left out."""
-    def one(path: str) -> np.ndarray | str:
-        try:
-            return extractor.transform([load(path, extractor.sample_rate)])[0]
-        except Exception as err:  # noqa: BLE001 - one broken clip must not stop thousands
-            return f"{type(err).__name__}: {err}"
+@dataclass
+class Extraction:
+    """X and its meta (clip_id, label, speaker, aug), what was left out and why, and run statistics."""
 
-    with ThreadPoolExecutor(workers) as pool:
-        out = list(tqdm(pool.map(one, manifest["path"]), total=len(manifest), desc="embedding",
-                        unit="clip", mininterval=1.0))
-    ok = np.array([not isinstance(v, str) for v in out], dtype=bool)
-    failed = manifest.loc[~ok, ["clip_id", "path"]].assign(reason=[v for v in out if isinstance(v, str)])
-    for row in failed.itertuples():
-        log.warning("left out %s: %s", row.path, row.reason)
-    X = np.stack([v for v in out if not isinstance(v, str)]).astype(np.float32)
-    meta = manifest.loc[ok, ["clip_id", "label", "speaker"]].reset_index(drop=True).assign(aug=0)
-    return X, meta, failed.reset_index(drop=True)
+    X: np.ndarray
+    meta: pd.DataFrame
+    failed: pd.DataFrame  # clip_id, path, aug, reason: one row per vector left out
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def failed_clips(self) -> pd.DataFrame:
+        """Clips left out entirely (their original could not be embedded)."""
+        return self.failed[self.failed["aug"] == 0].reset_index(drop=True)
+
+
+def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path = "embeddings/cache",
+            augment: AugmentParams | None = None, seed: int = 0, batch_seconds: float = 30.0,
+            workers: int = 2) -> Extraction:
+    """Embed ``manifest`` (clip_id, path, label, speaker, sha1[, duration]) plus ``augment.n_augmentations``
+    copies of each clip; vectors come from, and go to, the cache under ``cache_root``."""
+    copies = augment.n_augmentations if augment else 0
+    augmenter = Augmenter(augment, seed, extractor.sample_rate) if copies else None
+    cache = EmbeddingCache(cache_root, extractor.settings(), augmenter.settings() if augmenter else None)
+    seconds = manifest["duration"] if "duration" in manifest else pd.Series(0.0, index=manifest.index)
+    todo = [Job(r.clip_id, r.path, r.sha1, k, s) for k in range(copies + 1)
+            for r, s in zip(manifest.itertuples(), seconds) if not cache.has(r.sha1, k, r.clip_id)]
+    total = len(manifest) * (copies + 1)
+    log.info("%s: %d of %d vectors (%d clips, each with %d augmented copies) cached in %s; computing %d",
+             extractor.settings()["extractor"], total - len(todo), total, len(manifest), copies, cache.dir, len(todo))
+    failures, stats = _compute(todo, extractor, cache, augmenter, batch_seconds, workers)
+    X, meta, failed = _assemble(manifest, cache, copies, failures)
+    stats.update(cached=total - len(todo), cache_dir=str(cache.dir))
+    log.info("%d rows of dim %d (%d clips, %d copies each); %d clips and %d copies left out", len(X),
+             X.shape[1], int((meta["aug"] == 0).sum()), copies,
+             int((failed["aug"] == 0).sum()), int((failed["aug"] > 0).sum()))
+    return Extraction(X, meta, failed, stats)
+
+
+def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augmenter: Augmenter | None,
+             batch_seconds: float, workers: int) -> tuple[dict[tuple[str, int], str], dict]:
+    """Embed ``todo`` into the cache; return {(clip_id, copy): reason} for what failed, and statistics."""
+    sr = extractor.sample_rate
+    failures: dict[tuple[str, int], str] = {}
+    stats = {"computed": 0, "audio_seconds": 0.0, "padded_seconds": 0.0, "padded_fraction": 0.0, "seconds": 0.0}
+    if not todo:
+        return failures, stats
+
+    def read(job: Job) -> np.ndarray:
+        wave = load(job.path, sr)
+        return augmenter(wave, job.clip_id, job.copy) if job.copy else wave
+
+    def loaded(bar: tqdm):
+        for job, wave in read_ahead(sorted(todo, key=lambda j: j.seconds), read, workers, ahead=4 * workers + 8):
+            if isinstance(wave, Exception):
+                failures[job.clip_id, job.copy] = _reason(wave)
+                bar.update(1)
+            else:
+                yield job, wave
+
+    padded = processed = 0
+    start = time.perf_counter()
+    with tqdm(total=len(todo), desc="embedding", unit="clip", mininterval=2.0) as bar:
+        for batch in length_batches(loaded(bar), max(1, int(batch_seconds * sr))):
+            for (job, _), result in zip(batch, _embed(extractor, [w for _, w in batch])):
+                if isinstance(result, str):
+                    failures[job.clip_id, job.copy] = result
+                else:
+                    cache.put(result, job.sha1, job.copy, job.clip_id)
+                    stats["computed"] += 1
+            pad, size = padding(batch)
+            padded, processed = padded + pad, processed + size
+            stats["audio_seconds"] += (size - pad) / sr
+            bar.update(len(batch))
+    stats["seconds"] = round(time.perf_counter() - start, 2)
+    stats["padded_fraction"] = round(padded / processed, 4) if processed else 0.0
+    stats["audio_seconds"] = round(stats["audio_seconds"], 2)
+    stats["padded_seconds"] = round(padded / sr, 2)
+    log.info("embedded %d vectors (%.0f s of audio) in %.0f s: %.2f audio-s/s, %.1f%% padding", stats["computed"],
+             stats["audio_seconds"], stats["seconds"], stats["audio_seconds"] / max(stats["seconds"], 1e-9),
+             100 * stats["padded_fraction"])
+    return failures, stats
+
+
+def _embed(extractor: Extractor, waves: list[np.ndarray]) -> list[np.ndarray | str]:
+    """One vector or one failure reason per wave; a failing batch is retried clip by clip to find the culprit."""
+    try:
+        X = np.asarray(extractor.transform(waves), dtype=np.float32)
+        if X.shape[0] != len(waves):
+            raise ValueError(f"extractor returned {X.shape[0]} vectors for {len(waves)} clips")
+    except Exception as err:  # noqa: BLE001 - one broken clip must not stop thousands
+        if len(waves) == 1:
+            return [_reason(err)]
+        return [r for w in waves for r in _embed(extractor, [w])]
+    return [x if np.isfinite(x).all() else "embedding holds NaN or infinite values" for x in X]
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).splitlines()[0][:200] if str(err) else ""
+    return f"{type(err).__name__}: {text}"
+
+
+def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failures: dict[tuple[str, int], str]
+              ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Rows in manifest order, aug 0 first; copies of a clip whose original is missing are left out too.
+
+    X is filled in place (never a list of vectors plus a stacked copy): it is the one big array here.
+    """
+    X, rows, failed = np.zeros((0, 0), np.float32), [], []
+    kept = set()
+    for k in range(copies + 1):
+        for r in manifest.itertuples():
+            if k and r.clip_id not in kept:
+                continue
+            v = cache.get(r.sha1, k, r.clip_id)
+            if v is None:
+                failed.append((r.clip_id, r.path, k, failures.get((r.clip_id, k), "missing from the cache")))
+                continue
+            if not rows:
+                X = np.empty((len(manifest) * (copies + 1), len(v)), np.float32)
+            X[len(rows)] = v
+            rows.append((r.clip_id, r.label, r.speaker, k))
+            if k == 0:
+                kept.add(r.clip_id)
+    for clip_id, path, k, reason in failed:
+        log.warning("left out %s%s (%s): %s", clip_id, f" copy {k}" if k else "", path, reason)
+    meta = pd.DataFrame(rows, columns=["clip_id", "label", "speaker", "aug"])
+    failed = pd.DataFrame(failed, columns=["clip_id", "path", "aug", "reason"])
+    return X[: len(rows)], meta, failed

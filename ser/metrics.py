@@ -7,9 +7,18 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+HEADLINE = ("accuracy", "uar", "macro_f1", "weighted_f1")
+"""The metrics reported per fold, pooled over folds, and compared across runs."""
+
 
 def scores(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
-    """Headline metrics plus per-class precision/recall/F1/support and the confusion matrix."""
+    """Headline metrics plus per-class precision/recall/F1/support and the confusion matrix.
+
+    accuracy is the weighted accuracy (WA); ``uar`` is the unweighted average recall (UA), the mean
+    of per-class recalls over the classes present in ``y_true``, so a majority-class guesser scores
+    1/classes however imbalanced the data. ``macro_f1`` averages over the same classes.
+    ``confusion[i][j]`` counts clips of ``labels[i]`` predicted as ``labels[j]``.
+    """
     labels = list(labels)
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0)
@@ -24,6 +33,3 @@ def scores(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) 
                       for lab, p, r, f, s in zip(labels, precision, recall, f1, support)},
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
-
-
-HEADLINE = ("accuracy", "uar", "macro_f1", "weighted_f1")

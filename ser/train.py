@@ -1,14 +1,16 @@
-"""Cross-validate the configured classifier, then fit it on all data and save what predict needs."""
+"""Cross-validate the configured classifier (tuning it inside each fold when ``tune.enabled``), then
+fit it on all data and save what predict needs."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import classifiers
+from . import classifiers, tuning
 from .config import Params
 from .cv import cross_validate, protocol
 from .io import write_json
@@ -16,33 +18,79 @@ from .metrics import HEADLINE
 
 log = logging.getLogger(__name__)
 
+CURVE_COLUMNS = ["fold", "epoch", "train_loss", "val_loss", "val_uar"]
+
+
+@dataclass
+class Trained:
+    oof: pd.DataFrame  # out-of-fold predictions (models/oof.csv)
+    summary: dict  # results/cv.json
+    curves: pd.DataFrame  # per-epoch history of every fit (results/learning_curves.csv); empty without one
+
 
 def summarize_folds(per_fold: list[dict], params: Params) -> dict:
-    """results/cv.json: per-fold metrics and their mean and std."""
+    """results/cv.json: per-fold metrics (and best params when tuning) and their mean and std."""
     table = pd.DataFrame(per_fold)
     return {
         "protocol": protocol(params.cv.folds, params.cv.group_by),
         "classifier": params.classifier,
+        "params": getattr(params, params.classifier).model_dump(),
         "folds": per_fold,
         "mean": {m: float(table[m].mean()) for m in HEADLINE},
         "std": {m: float(table[m].std(ddof=0)) for m in HEADLINE},
     }
 
 
-def train(X: np.ndarray, meta: pd.DataFrame, params: Params, feature_settings: dict,
-          model_dir: Path) -> tuple[pd.DataFrame, dict]:
-    """Run CV (returns out-of-fold predictions and the fold summary) and save the final model."""
+def learning_curves(histories: dict) -> pd.DataFrame:
+    """One row per (fold, epoch) from ``{fold: history_}``; the header alone when there is none."""
+    rows = [{"fold": fold, **record} for fold, history in histories.items() for record in history]
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def train(X: np.ndarray, meta: pd.DataFrame, params: Params, feature_settings: dict, model_dir: Path) -> Trained:
+    """Run CV (out-of-fold predictions, fold summary, learning curves) and save the final model."""
     module = classifiers.get(params.classifier)
     labels = sorted(meta["label"].unique())
-    log.info("%s on %d rows (%d original clips), %d classes; %s", params.classifier, len(X),
-             int((meta["aug"] == 0).sum()), len(labels), protocol(params.cv.folds, params.cv.group_by))
-    oof, per_fold = cross_validate(X, meta, labels, lambda: module.build(params, params.seed),
-                                   params.cv.folds, params.cv.group_by, params.seed)
-    summary = summarize_folds(per_fold, params)
-    log.info("CV mean accuracy %.3f, UAR %.3f", summary["mean"]["accuracy"], summary["mean"]["uar"])
-    log.info("fitting the final model on all %d rows", len(X))
     y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
-    model = module.build(params, params.seed).fit(X, y)
+    cfg = params.tune
+    log.info("%s on %d rows (%d original clips), %d classes; %s%s", params.classifier, len(X),
+             int((meta["aug"] == 0).sum()), len(labels), protocol(params.cv.folds, params.cv.group_by),
+             f"; tuning {cfg.n_trials} trials per fold" if cfg.enabled else "")
+    data_fp = tuning.fingerprint(X, meta, params) if cfg.enabled else ""
+
+    def fit_on(rows: np.ndarray, part: str) -> tuple:
+        """Tune (if enabled) and fit on these rows; also return what the fold record should say."""
+        used, facts = params, {}
+        if cfg.enabled:
+            found = tuning.tune(X[rows], y[rows], meta.iloc[rows], params, tuning.study_name(params, data_fp, part))
+            used = tuning.with_overrides(params, found.best_params)
+            facts = {"best_params": found.best_params, "inner_uar": found.best_value, "study": found.study_name,
+                     "trials": found.n_trials}
+        model = classifiers.fit(module.build(used, params.seed), X[rows], y[rows], meta.iloc[rows])
+        return model, facts, used
+
+    def fit_fold(rows: np.ndarray, k: int) -> tuple:
+        model, facts, _ = fit_on(rows, f"fold{k}")
+        return model, facts
+
+    cv = cross_validate(X, meta, labels, fit_fold, params.cv.folds, params.cv.group_by, params.seed)
+    summary = summarize_folds(cv.folds, params)
+    log.info("CV mean accuracy %.3f, UAR %.3f (std %.3f)", summary["mean"]["accuracy"], summary["mean"]["uar"],
+             summary["std"]["uar"])
+
+    log.info("fitting the final model on all %d rows", len(X))
+    model, facts, used = fit_on(np.arange(len(X)), "final")
+    final_params = getattr(used, params.classifier).model_dump()
+    if cfg.enabled:
+        summary["tuning"] = {
+            "objective": f"UAR on {cfg.validation_fraction:.0%} of the training speakers of each fold "
+                         "(original clips), never the test fold",
+            "storage": tuning.storage_label(cfg.storage), "n_trials": cfg.n_trials, "final": facts}
+    histories = dict(cv.histories)
+    history = getattr(classifiers.final_step(model), "history_", None)
+    if history is not None:
+        histories["final"] = history
+
     model_dir.mkdir(parents=True, exist_ok=True)
     module.save(model, model_dir)
     write_json(model_dir / "model.json", {
@@ -50,6 +98,9 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, feature_settings: d
         "labels": labels,
         "features": feature_settings,
         "dim": int(X.shape[1]),
-        "trained_on": {"dataset": params.dataset, "rows": len(X), "protocol": summary["protocol"]},
+        "params": final_params,
+        "tuned": cfg.enabled,
+        "trained_on": {"dataset": params.dataset, "rows": len(X), "clips": int((meta["aug"] == 0).sum()),
+                       "protocol": summary["protocol"]},
     })
-    return oof, summary
+    return Trained(cv.oof, summary, learning_curves(histories))

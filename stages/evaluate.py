@@ -1,4 +1,5 @@
-"""evaluate: models/oof.csv -> results/metrics.json, results/predictions.csv, confusion and per-class PNGs."""
+"""evaluate: models/oof.csv, results/cv.json, results/learning_curves.csv -> results/metrics.json,
+results/predictions.csv and PNGs (confusion, per class, spread across folds, learning curves)."""
 
 import logging
 
@@ -6,9 +7,10 @@ import pandas as pd
 
 from ser.cli import run_stage
 from ser.config import load_params
-from ser.evaluate import evaluate
+from ser.evaluate import evaluate, fold_table, labels_of, read_learning_curves, run_context
 from ser.io import read_json, write_csv, write_json
-from ser.plots import confusion_png, per_class_png
+from ser.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png
+from ser.report import features_label
 
 log = logging.getLogger("stages.evaluate")
 
@@ -16,25 +18,24 @@ log = logging.getLogger("stages.evaluate")
 def main() -> None:
     params = load_params()
     oof = pd.read_csv("models/oof.csv", dtype={"speaker": str, "clip_id": str})
-    prepared = read_json("data/prepare.json")
-    features = read_json("embeddings/features.json")
-    context = {
-        "dataset": params.dataset + (" (SYNTHETIC audio)" if params.dataset == "synthetic" else ""),
-        "clips": prepared["clips"], "speakers": prepared["speakers"],
-        "excluded_clips": prepared["excluded"] + features["failed"],
-        "extractor": params.features.extractor, "classifier": params.classifier,
-    }
-    metrics = evaluate(oof, read_json("results/cv.json"), context)
-    confusion = metrics.pop("confusion")
+    cv_summary = read_json("results/cv.json")
+    context = run_context(oof, read_json("data/prepare.json"), read_json("embeddings/features.json"),
+                          cv_summary["protocol"], params.dataset, params.classifier)
+    metrics, confusion = evaluate(oof, cv_summary, context)
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
-    context = metrics["context"]
-    title = f"{context['dataset']} | {params.features.extractor} + {params.classifier} | {context['protocol']}"
-    labels = context["labels"]
+
+    features = features_label(read_json("embeddings/features.json")["settings"])
+    title = f"{context['dataset']} | {features} + {params.classifier} | {context['protocol']}"
+    labels = labels_of(oof)
     confusion_png(confusion, labels, title, "results/confusion.png")
     per_class_png(metrics["per_class"], title, "results/per_class.png")
-    log.info("%s: accuracy %.3f, UAR %.3f, macro F1 %.3f (%s)", context["dataset"], metrics["accuracy"],
-             metrics["uar"], metrics["macro_f1"], context["protocol"])
+    fold_spread_png(fold_table(cv_summary), metrics, title, "results/cv_folds.png", chance=1 / len(labels))
+    learning_curves_png(read_learning_curves("results/learning_curves.csv"), params.classifier, title,
+                        "results/learning_curves.png")
+    log.info("%s: accuracy %.3f, UAR %.3f, macro F1 %.3f (%s, %d clips); CV UAR %.3f +- %.3f",
+             context["dataset"], metrics["accuracy"], metrics["uar"], metrics["macro_f1"], context["protocol"],
+             context["clips"], metrics["cv"]["uar_mean"], metrics["cv"]["uar_std"])
 
 
 if __name__ == "__main__":

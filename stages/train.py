@@ -1,4 +1,6 @@
-"""train: embeddings/features.npz -> models/ (final model + model.json), models/oof.csv, results/cv.json."""
+"""train: embeddings/features.npz -> models/ (final model + model.json), models/oof.csv,
+results/cv.json, results/learning_curves.csv (per-epoch history; only the header for classifiers
+without epochs)."""
 
 from pathlib import Path
 
@@ -12,9 +14,10 @@ def main() -> None:
     params = load_params()
     X, meta = read_embeddings("embeddings/features.npz")
     settings = read_json("embeddings/features.json")["settings"]
-    oof, summary = train(X, meta, params, settings, Path("models"))
-    write_csv("models/oof.csv", oof)
-    write_json("results/cv.json", summary)
+    trained = train(X, meta, params, settings, Path("models"))
+    write_csv("models/oof.csv", trained.oof)
+    write_json("results/cv.json", trained.summary)
+    write_csv("results/learning_curves.csv", trained.curves)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,22 @@
-"""visualize: embeddings/features.npz -> results/umap.png and results/umap.csv (original clips only)."""
+"""visualize: embeddings/features.npz (+ sex from data/manifest.csv) -> results/umap.png, results/umap.csv.
+
+Original clips only (augmented copies would draw each clip several times), at most
+``umap.max_points`` of them (a seeded sample), coloured by emotion, speaker and, where the corpus
+records it, sex: speaker clusters are the thing an emotion map most often shows instead.
+"""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ser.cli import run_stage
 from ser.config import load_params
-from ser.io import read_embeddings, write_csv
+from ser.io import read_embeddings, read_json, write_csv
 from ser.plots import scatter_png
-from ser.umap2d import embed_2d
+from ser.report import dataset_label, features_label
+from ser.umap2d import colourings, embed_2d
 
 log = logging.getLogger("stages.visualize")
 
@@ -22,13 +29,17 @@ def main() -> None:
     if len(X) > params.umap.max_points:
         rows = np.sort(np.random.default_rng(params.seed).choice(len(X), params.umap.max_points, replace=False))
         X, meta = X[rows], meta.iloc[rows].reset_index(drop=True)
-    log.info("UMAP of %d clips x %d dims", *X.shape)
-    xy = embed_2d(X, params.umap.n_neighbors, params.umap.min_dist, params.seed)
-    write_csv("results/umap.csv", pd.concat([meta[["clip_id", "label", "speaker"]],
-                                             pd.DataFrame(xy, columns=["x", "y"])], axis=1))
-    name = params.dataset + (" (SYNTHETIC audio)" if params.dataset == "synthetic" else "")
-    scatter_png(xy, {"emotion": meta["label"].to_numpy(), "speaker": meta["speaker"].to_numpy()},
-                f"UMAP of {params.features.extractor} embeddings, {name}", "results/umap.png")
+    manifest = Path("data/manifest.csv")
+    if manifest.is_file() and "sex" in pd.read_csv(manifest, nrows=0).columns:
+        sex = pd.read_csv(manifest, usecols=["clip_id", "sex"], dtype=str).drop_duplicates("clip_id")
+        meta = meta.merge(sex, on="clip_id", how="left")
+    log.info("UMAP of %d original clips x %d dims (PCA to %d first)", *X.shape, params.umap.pca_dims)
+    xy = embed_2d(X, params.umap.n_neighbors, params.umap.min_dist, params.seed, params.umap.pca_dims)
+    table = meta.drop(columns="aug").assign(x=xy[:, 0], y=xy[:, 1])
+    write_csv("results/umap.csv", table)
+    features = features_label(read_json("embeddings/features.json")["settings"])
+    scatter_png(xy, colourings(table), f"UMAP of {features} embeddings, {dataset_label(params.dataset)}, "
+                f"{len(xy)} original clips", "results/umap.png")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,34 @@ def test_ravdess_end_to_end(tmp_path):
     assert len(oof) == len(manifest) == 1440
     metrics = json.loads((dest / "results/metrics.json").read_text())
     assert metrics["uar"] > 0.3, metrics
+
+
+@pytest.mark.slow
+def test_experiment_workflow(repo):
+    """Compare classifiers the way the README shows: exp run, exp show, metrics/plots diff, a queue."""
+    log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=mlp", "-n", "try-mlp")
+    assert stages_run(log) == {"train", "evaluate"}, log
+    log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=xgboost", "-n", "try-xgb")
+    assert stages_run(log) == {"train", "evaluate"}, log
+
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json"))
+    names = {e.get("name") for commit in shown for e in (commit.get("experiments") or [])
+             for e in (e.get("revs") or [e])}
+    assert {"try-mlp", "try-xgb"} <= names, shown
+
+    diff = json.loads(run(repo, "dvc", "metrics", "diff", "try-mlp", "try-xgb", "--json"))
+    assert "uar" in diff["results/metrics.json"], diff
+    plots = run(repo, "dvc", "plots", "diff", "try-mlp", "try-xgb", "-o", "plots_html")
+    assert (repo / "plots_html" / "index.html").stat().st_size > 0, plots
+
+    for name in ("svm", "xgboost"):
+        run(repo, "dvc", "exp", "run", "--queue", *FAST, "-S", f"classifier={name}", "-S", "cv.folds=4",
+            "-n", f"queued-{name}")
+    run(repo, "dvc", "queue", "start", "-j", "1")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = run(repo, "dvc", "queue", "status")
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(3)
+    assert re.search(r"queued-svm\s+.*Success", status) and re.search(r"queued-xgboost\s+.*Success", status), status

@@ -8,13 +8,46 @@ Adding a classifier means one module in this package and one line here.
 from __future__ import annotations
 
 import importlib
+import inspect
 from types import ModuleType
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
 
 REGISTRY = {
     "svm": "ser.classifiers.svm",
+    "mlp": "ser.classifiers.mlp",
+    "xgboost": "ser.classifiers.xgb",
 }
+
+# fit parameters a classifier may take, and the embeddings column each comes from
+ROW_FACTS = {"groups": "speaker", "clip_ids": "clip_id", "aug": "aug"}
 
 
 def get(name: str) -> ModuleType:
     """Import the module of one classifier by its params.yaml name."""
     return importlib.import_module(REGISTRY[name])
+
+
+def final_step(model: BaseEstimator) -> BaseEstimator:
+    """The classifier at the end of a Pipeline (or the estimator itself)."""
+    steps = getattr(model, "steps", None)
+    return steps[-1][1] if steps else model
+
+
+def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame | None = None,
+        **extra) -> BaseEstimator:
+    """``model.fit(X, y)``, also passing the rows' speakers (``groups``), clip ids and augmentation
+    index (``aug``) from ``meta``, and any ``extra`` fit parameter, to the final step when its fit
+    accepts them (routed as ``<step>__groups`` etc. through a Pipeline)."""
+    step = final_step(model)
+    accepted = inspect.signature(step.fit).parameters
+    given = dict(extra)
+    if meta is not None:
+        given.update({name: meta[column].to_numpy() for name, column in ROW_FACTS.items()})
+    given = {k: v for k, v in given.items() if k in accepted and v is not None}
+    if step is not model:
+        name = model.steps[-1][0]
+        given = {f"{name}__{k}": v for k, v in given.items()}
+    return model.fit(X, y, **given)

@@ -6,6 +6,7 @@ import librosa
 import numpy as np
 
 from ..config import MfccParams
+from . import per_clip
 
 
 class MfccStats:
@@ -28,7 +29,7 @@ class MfccStats:
         return np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)]).astype(np.float32)
 
     def transform(self, waves: list[np.ndarray]) -> np.ndarray:
-        return np.stack([self.vector(w) for w in waves])
+        return per_clip(self.vector, waves)
 
 
 def build(params) -> MfccStats:

@@ -1,0 +1,242 @@
+"""A PyTorch MLP behind the scikit-learn classifier interface.
+
+Hidden layers Linear -> BatchNorm -> ReLU -> Dropout (512-256-128 by default), AdamW, class-weighted
+cross-entropy, early stopping on the UAR of a speaker-disjoint validation split of the training
+rows (whose augmented copies are left out of training), best epoch's weights restored. Seeded and
+deterministic; runs on CUDA, Apple MPS or CPU (``device: auto``).
+
+Saved as safetensors (weights) + JSON (settings, classes, scaler, history): loading executes no
+code and rebuilds an estimator that predicts identically.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..cv import validation_split
+from ..io import read_json, write_json
+from . import scaler_json
+from .devices import torch_device, torch_threads
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "mlp.safetensors"
+CONFIG_FILE = "mlp.json"
+EVAL_BATCH = 8192
+
+EpochCallback = Callable[[int, float], None]
+
+
+def build(params, seed: int = 0) -> Pipeline:
+    """StandardScaler + MLP; all refit on each training fold."""
+    p = params.mlp
+    mlp = TorchMLPClassifier(hidden=tuple(p.hidden), dropout=p.dropout, lr=p.lr, weight_decay=p.weight_decay,
+                             batch_size=p.batch_size, max_epochs=p.max_epochs, patience=p.patience,
+                             validation_fraction=p.validation_fraction, device=p.device, random_state=seed)
+    return Pipeline([("scaler", StandardScaler()), ("mlp", mlp)])
+
+
+def network(n_features: int, hidden: tuple[int, ...], n_classes: int, dropout: float) -> nn.Sequential:
+    """[Linear -> BatchNorm1d -> ReLU -> Dropout] per hidden layer, then a linear output layer."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_features, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout)]
+        n_features = width
+    layers.append(nn.Linear(n_features, n_classes))
+    return nn.Sequential(*layers)
+
+
+class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
+    """MLP classifier; ``fit(X, y, groups=None, clip_ids=None, aug=None, epoch_callback=None)``.
+
+    ``groups`` (speakers) make the early-stopping validation split speaker-disjoint; without them it
+    holds out whole clips (``clip_ids``), else rows. Rows with ``aug > 0`` are never scored and copies
+    of a validation clip are never trained on. ``epoch_callback(epoch, val_uar)`` is called after
+    every epoch (tuning uses it to prune). After fitting: ``classes_``, ``module_``, ``history_``
+    (per epoch: epoch, train_loss, val_loss, val_uar), ``best_epoch_``, ``device_``, and the rows of X
+    trained on and scored for early stopping (``train_rows_``, ``validation_rows_``).
+    """
+
+    def __init__(self, hidden: tuple[int, ...] = (512, 256, 128), dropout: float = 0.3, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, batch_size: int = 64, max_epochs: int = 100, patience: int = 15,
+                 validation_fraction: float = 0.15, class_weight: str | None = "balanced", device: str = "auto",
+                 random_state: int = 0):
+        self.hidden = hidden
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.class_weight = class_weight
+        self.device = device
+        self.random_state = random_state
+
+    def fit(self, X, y, groups=None, clip_ids=None, aug=None,
+            epoch_callback: EpochCallback | None = None) -> TorchMLPClassifier:
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        self.train_rows_, self.validation_rows_ = train, val = self._split(codes, groups, clip_ids, aug)
+        self.device_ = torch_device(self.device)
+        if self.device_ == "cpu" and torch.get_num_threads() != torch_threads():
+            torch.set_num_threads(torch_threads())
+        with _seeded(self.random_state, self.device_):
+            self.module_ = network(X.shape[1], tuple(self.hidden), len(self.classes_), self.dropout).to(self.device_)
+            self._train(X, codes, train, val, epoch_callback)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "module_")
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        self.module_.eval()
+        with torch.no_grad():
+            logits = self._logits(torch.from_numpy(np.ascontiguousarray(X)).to(self.device_))
+            return torch.softmax(logits, 1).double().cpu().numpy()
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def _split(self, codes: np.ndarray, groups, clip_ids, aug) -> tuple[np.ndarray, np.ndarray]:
+        """Training and validation rows; no validation (fixed max_epochs) when nothing can be held out."""
+        if self.validation_fraction > 0:
+            try:
+                return validation_split(codes, groups, clip_ids, aug, self.validation_fraction, self.random_state)
+            except ValueError as err:
+                log.warning("MLP: no early stopping (%s); training for %d epochs", err, self.max_epochs)
+        return np.arange(len(codes)), np.arange(0)
+
+    def _logits(self, X: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.module_(X[i:i + EVAL_BATCH]) for i in range(0, len(X), EVAL_BATCH)])
+
+    def _train(self, X: np.ndarray, codes: np.ndarray, train: np.ndarray, val: np.ndarray,
+               epoch_callback: EpochCallback | None) -> None:
+        dev = self.device_
+        Xt, yt = torch.from_numpy(np.ascontiguousarray(X)).to(dev), torch.from_numpy(codes).to(dev)
+        val_rows = torch.from_numpy(val).to(dev)
+        rows = torch.from_numpy(train).to(dev)
+        weight = None
+        if self.class_weight == "balanced":
+            weight = torch.from_numpy(_balanced(codes[train], len(self.classes_))).to(dev)
+        loss_fn = nn.CrossEntropyLoss(weight=weight)
+        optimizer = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay,
+                                      fused=True)  # one kernel for all tensors: 3x faster steps on CPU
+        shuffle = torch.Generator().manual_seed(self.random_state)
+        self.history_, best, best_state, waited = [], (-np.inf, -np.inf), None, 0
+        epochs = tqdm(range(1, self.max_epochs + 1), desc="MLP epochs", leave=False, disable=None)
+        for epoch in epochs:
+            self.module_.train()
+            order = rows[torch.randperm(len(rows), generator=shuffle).to(dev)]
+            total, seen = torch.zeros((), device=dev), 0
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                if len(batch) < 2:  # BatchNorm needs two rows
+                    continue
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(self.module_(Xt[batch]), yt[batch])
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(batch)
+                seen += len(batch)
+            record = {"epoch": epoch, "train_loss": float(total) / max(seen, 1), "val_loss": None, "val_uar": None}
+            if len(val):
+                self.module_.eval()
+                with torch.no_grad():
+                    logits = self._logits(Xt[val_rows])
+                    record["val_loss"] = float(loss_fn(logits, yt[val_rows]))
+                record["val_uar"] = _uar(codes[val], logits.argmax(1).cpu().numpy())
+                epochs.set_postfix(val_uar=f"{record['val_uar']:.3f}")
+            self.history_.append(record)
+            key = (record["val_uar"], -record["val_loss"]) if len(val) else (epoch, 0.0)
+            if key > best:  # without validation: the last epoch
+                best, waited, self.best_epoch_ = key, 0, epoch
+                best_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+            else:
+                waited += 1
+            if epoch_callback is not None and len(val):
+                epoch_callback(epoch, record["val_uar"])
+            if waited >= self.patience:
+                break
+        self.module_.load_state_dict(best_state)
+        self.module_.eval()
+        best_uar = self.history_[self.best_epoch_ - 1]["val_uar"]
+        log.info("MLP: %d epochs, best epoch %d (validation UAR %s on %d clips), trained on %d rows",
+                 len(self.history_), self.best_epoch_, "n/a" if best_uar is None else f"{best_uar:.3f}",
+                 len(val), len(train))
+
+
+def _balanced(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """n / (k · n_c) per class (0 for a class absent from training), as class_weight='balanced'."""
+    counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes, np.float32)
+    weights[present] = len(codes) / (present.sum() * counts[present])
+    return weights
+
+
+def _uar(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Unweighted average recall over the classes present in ``actual``."""
+    classes = np.unique(actual)
+    return float(np.mean([(predicted[actual == c] == c).mean() for c in classes]))
+
+
+@contextmanager
+def _seeded(seed: int, device: str) -> Iterator[None]:
+    """Seed torch (without touching the caller's RNG state) and use deterministic algorithms."""
+    devices = list(range(torch.cuda.device_count())) if device == "cuda" else []
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+def save(model: Pipeline, folder: Path) -> Path:
+    """``mlp.safetensors`` (weights) + ``mlp.json`` (settings, classes, scaler, training history)."""
+    folder = Path(folder)
+    scaler, mlp = model[0], model[-1]
+    state = {k: v.detach().cpu().contiguous() for k, v in mlp.module_.state_dict().items()}
+    save_file(state, folder / WEIGHTS_FILE)
+    write_json(folder / CONFIG_FILE, {
+        "params": {**mlp.get_params(), "hidden": list(mlp.hidden)},
+        "classes": mlp.classes_.tolist(),
+        "n_features_in": int(mlp.n_features_in_),
+        "best_epoch": mlp.best_epoch_,
+        "history": mlp.history_,
+        "scaler": scaler_json.to_dict(scaler),
+    })
+    return folder / WEIGHTS_FILE
+
+
+def load(folder: Path) -> Pipeline:
+    folder = Path(folder)
+    config = read_json(folder / CONFIG_FILE)
+    mlp = TorchMLPClassifier(**{**config["params"], "hidden": tuple(config["params"]["hidden"])})
+    mlp.classes_ = np.asarray(config["classes"])
+    mlp.n_features_in_ = config["n_features_in"]
+    mlp.best_epoch_, mlp.history_ = config["best_epoch"], config["history"]
+    try:
+        mlp.device_ = torch_device(mlp.device)
+    except ValueError:  # trained on a GPU this machine does not have
+        mlp.device_ = "cpu"
+    mlp.module_ = network(mlp.n_features_in_, mlp.hidden, len(mlp.classes_), mlp.dropout)
+    mlp.module_.load_state_dict(load_file(folder / WEIGHTS_FILE))
+    mlp.module_.to(mlp.device_).eval()
+    return Pipeline([("scaler", scaler_json.from_dict(config["scaler"])), ("mlp", mlp)])

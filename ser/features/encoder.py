@@ -1,0 +1,159 @@
+"""What the neural extractors (ssl, whisper) share: the device, loading a checkpoint that fails at
+once when it is neither on disk nor reachable, a fingerprint of its weights, layer selection and
+pooling over real (never padded) frames."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, FeatureError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA, then Apple MPS, then CPU; a named device that is missing is a ConfigError."""
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        name = "cuda" if cuda else "mps" if mps else "cpu"
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise ConfigError(f"features.device: {name!r} is not available on this machine; use auto or cpu")
+    return torch.device(name)
+
+
+def dtype_for(device: torch.device) -> torch.dtype:
+    """fp16 on CUDA (about twice as fast, same embeddings to ~1e-3), fp32 elsewhere."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def is_folder(name: str) -> bool:
+    return Path(name).expanduser().is_dir()
+
+
+def _looks_like_path(name: str) -> bool:
+    """A hub id is ``owner/name``; anything else with a slash is meant as a folder."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """One quick request, so that a machine without internet fails in seconds, not after retries."""
+    import requests
+    from huggingface_hub import constants
+
+    try:
+        requests.head(constants.ENDPOINT, timeout=timeout)
+    except requests.RequestException:
+        return False
+    return True
+
+
+def unavailable(name: str, why: str) -> FeatureError:
+    return FeatureError(
+        f"features.model: cannot load {name!r}: {why}. Either run once where the Hugging Face hub is "
+        f"reachable (the model is then cached under ~/.cache/huggingface), or save the model and its "
+        f"feature extractor with save_pretrained into a folder and set `features.model: /path/to/local/folder`.")
+
+
+def load_pretrained(loader: Callable[..., T], name: str, **kwargs) -> T:
+    """``loader(name, ...)`` from a local folder or the hub cache; download only when the hub answers.
+
+    A model that is neither on disk nor reachable raises FeatureError at once, naming the model
+    and the ``features.model: /path/to/local/folder`` alternative.
+    """
+    if _looks_like_path(name) and not is_folder(name):
+        raise unavailable(name, "no such folder")
+    try:
+        return loader(name, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as err:
+        if is_folder(name):
+            raise unavailable(name, f"the folder does not hold a complete model ({err})") from None
+    if _offline():
+        raise unavailable(name, "it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
+    if not _hub_reachable():
+        raise unavailable(name, "it is not in the local Hugging Face cache and the hub cannot be reached")
+    log.info("downloading %s from the Hugging Face hub", name)
+    try:
+        return loader(name, **kwargs)
+    except (OSError, ValueError) as err:
+        raise unavailable(name, str(err).splitlines()[0]) from None
+
+
+def fingerprint(name: str) -> str:
+    """What identifies the weights: the hub commit of a cached model, or a content hash of a folder."""
+    if not is_folder(name):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+        if isinstance(cached, str):
+            return f"commit:{Path(cached).parent.name}"  # .../snapshots/<commit>/config.json
+        return "unknown"
+    digest = hashlib.sha1()
+    folder = Path(name).expanduser()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in (".json", ".safetensors", ".bin", ".pt"):
+            digest.update(path.name.encode())
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 22):
+                    digest.update(chunk)
+    return f"sha1:{digest.hexdigest()}"
+
+
+def select_layers(layers: str | int | list[int], n_states: int) -> tuple[list[int], bool]:
+    """Hidden-state indices for ``features.layers`` and whether to average them (``mean``).
+
+    Index 0 is the input to the first transformer layer, i the output of layer i, and L (= -1 =
+    ``last``) the model's final output, after its final layer norm where it has one; ``mean``
+    averages the outputs of every transformer layer, 1..L. A list's pooled vectors are
+    concatenated in its order.
+    """
+    if layers == "mean":
+        return list(range(1, n_states)), True
+    wanted = [-1] if layers == "last" else [layers] if isinstance(layers, int) else list(layers)
+    bad = [i for i in wanted if not -n_states <= i < n_states]
+    if bad:
+        raise ConfigError(f"features.layers: {bad} out of range: this model has {n_states - 1} layers, so indices "
+                          f"run from 0 (input to the first layer) to {n_states - 1} (or -{n_states} to -1)")
+    return [i % n_states for i in wanted], False
+
+
+def pool(states: Sequence[torch.Tensor] | dict[int, torch.Tensor], mask: torch.Tensor, indices: list[int],
+         average: bool, pooling: str) -> np.ndarray:
+    """Pool hidden states (each (batch, frames, dim)) over the frames where ``mask`` is True.
+
+    Padded frames never count; the result is float32 (batch, dim * len(indices)) or, when
+    ``average``, (batch, dim); ``mean_std`` doubles the dim (mean, then standard deviation).
+    """
+    weight = mask[..., None].to(torch.float32)
+    count = weight.sum(1).clamp_min(1.0)
+
+    def stats(h: torch.Tensor) -> torch.Tensor:
+        h = h.float()
+        mean = (h * weight).sum(1) / count
+        if pooling == "mean":
+            return mean
+        var = ((h - mean[:, None]) ** 2 * weight).sum(1) / count
+        return torch.cat([mean, var.sqrt()], 1)
+
+    if average:
+        return stats(sum(states[i].float() for i in indices) / len(indices)).cpu().numpy()
+    return torch.cat([stats(states[i]) for i in indices], 1).cpu().numpy()
+
+
+def frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:
+    """(batch, length) bool: True for the first ``frames[b]`` frames of each row."""
+    return torch.arange(length, device=frames.device)[None, :] < frames[:, None]

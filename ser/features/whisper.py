@@ -1,0 +1,115 @@
+"""The encoder of a Whisper checkpoint (``openai/whisper-*`` or a local folder), run on real frames only.
+
+Whisper's feature extractor pads every clip to 30 s and transformers' encoder insists on that
+length; for 1-5 s emotion clips that is 6-20 times the work, and the pooled vector would depend on
+the padding. Here each clip's log-mel is computed on its own length (the same values the 30 s
+version has on those frames), cut to an even number of frames (at most 30 s), and the encoder is
+run directly: its two convolutions, the first T rows of the sinusoidal position table, then the
+layers. A batch pads mels with zeros (exactly the convolutions' own zero padding, so the real
+frames see the same input as alone) and masks the padded frames out of attention and pooling, so
+a clip's vector does not depend on what it is batched with.
+
+Only the layers up to the deepest one asked for are run (layer 3 of whisper-base costs half the
+encoder). Hidden-state indices follow transformers: 0 = input to the first layer, i = output of
+layer i, the last one after the final layer norm.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import FeatureError
+from . import encoder
+
+log = logging.getLogger(__name__)
+
+
+class WhisperEncoder:
+    """Pooled hidden states of a Whisper encoder over the real frames of each clip."""
+
+    def __init__(self, model: str, layers: str | int | list[int] = "last", pooling: str = "mean",
+                 device: str = "auto"):
+        from transformers import AutoConfig, AutoFeatureExtractor, WhisperFeatureExtractor, WhisperModel
+
+        self.name, self.layers, self.pooling = model, layers, pooling
+        self.device = encoder.pick_device(device)
+        self.dtype = encoder.dtype_for(self.device)
+        config = encoder.load_pretrained(AutoConfig.from_pretrained, model)
+        if config.model_type != "whisper":
+            raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint, not Whisper; "
+                               "set features.model to an openai/whisper-* id or a Whisper folder "
+                               "(or features.extractor: ssl)")
+        try:
+            self.preprocessor = encoder.load_pretrained(AutoFeatureExtractor.from_pretrained, model)
+        except FeatureError:
+            log.warning("%s has no preprocessor config; using Whisper's standard log-mel settings", model)
+            self.preprocessor = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
+        self.sample_rate = int(self.preprocessor.sampling_rate)
+        self.max_frames = 2 * config.max_source_positions  # mel frames: 3000 = 30 s
+        self._warned = False
+        n_layers = config.encoder_layers
+        self.indices, self.average = encoder.select_layers(layers, n_layers + 1)
+        self.depth = n_layers if self.average else max(self.indices)
+        self.weights = encoder.fingerprint(model)
+        whole = encoder.load_pretrained(WhisperModel.from_pretrained, model, dtype=self.dtype)
+        self.encoder = whole.get_encoder().to(self.device).eval()
+        del whole  # the decoder is never used
+        log.info("%s encoder (%d layers, running %d) on %s, %s", model, n_layers, self.depth, self.device,
+                 str(self.dtype).removeprefix("torch."))
+
+    def settings(self) -> dict:
+        return {"extractor": "whisper", "model": self.name, "weights": self.weights, "layers": self.layers,
+                "pooling": self.pooling, "sample_rate": self.sample_rate, "max_seconds": self.max_frames / 100,
+                "dtype": str(self.dtype).removeprefix("torch.")}
+
+    def log_mel(self, wave: np.ndarray) -> np.ndarray:
+        """(mels, frames) log-mel of the real length, frames even and at most 30 s."""
+        hop = self.preprocessor.hop_length
+        if len(wave) > self.max_frames * hop and not self._warned:
+            log.warning("clips longer than %.0f s are cut to their first %.0f s (Whisper's window)",
+                        self.max_frames / 100, self.max_frames / 100)
+            self._warned = True
+        wave = wave[: self.max_frames * hop]
+        mel = self.preprocessor(wave, sampling_rate=self.sample_rate, padding="longest",
+                                return_tensors="np")["input_features"][0]
+        frames = min(mel.shape[1], self.max_frames) // 2 * 2
+        if frames < 2:
+            raise ValueError(f"clip too short for Whisper: {len(wave)} samples")
+        return mel[:, :frames]
+
+    @torch.inference_mode()
+    def transform(self, waves: list[np.ndarray]) -> np.ndarray:
+        mels = [self.log_mel(w) for w in waves]
+        frames = torch.tensor([m.shape[1] for m in mels])
+        batch = torch.zeros(len(mels), mels[0].shape[0], int(frames.max()))
+        for row, m in zip(batch, mels):
+            row[:, : m.shape[1]] = torch.from_numpy(m)
+        states, mask = self.hidden_states(batch.to(self.device, self.dtype), (frames // 2).to(self.device))
+        return encoder.pool(states, mask, self.indices, self.average, self.pooling)
+
+    def hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Encoder hidden states (input, layer 1, ... up to ``depth``) and the (batch, T) mask of real frames."""
+        enc = self.encoder
+        h = nn.functional.gelu(enc.conv2(nn.functional.gelu(enc.conv1(mel)))).permute(0, 2, 1)
+        h = h + enc.embed_positions.weight[: h.shape[1]]
+        mask = encoder.frame_mask(frames, h.shape[1])
+        bias = None
+        if not bool(mask.all()):  # additive key mask, broadcast over heads and queries
+            bias = (~mask)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
+        states = [h]
+        for layer in enc.layers[: self.depth]:
+            out = layer(h, bias)
+            h = out[0] if isinstance(out, tuple) else out
+            states.append(h)
+        if self.depth == len(enc.layers):
+            states[-1] = enc.layer_norm(h)
+        return states, mask
+
+
+def build(params) -> WhisperEncoder:
+    f = params.features
+    return WhisperEncoder(f.model, f.layers, f.pooling, f.device)

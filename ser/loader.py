@@ -1,0 +1,98 @@
+"""Streaming clips to an extractor with bounded memory.
+
+A few threads read (decode, resample, augment) a bounded number of clips ahead of the consumer;
+batches are then cut from a small window of loaded clips kept sorted by length, so clips of
+similar length share a batch, padding stays small, and memory is a few batches of audio however
+large the corpus. A batch holds as many clips as fit in ``max_samples`` including padding
+(clips x longest clip) while padding stays under ``max_padding`` of it; a single clip longer than
+``max_samples`` makes a batch of its own.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Job:
+    """One vector to compute: copy ``copy`` (0 = the original) of a manifest clip."""
+
+    clip_id: str
+    path: str
+    sha1: str
+    copy: int = 0
+    seconds: float = 0.0  # expected length, for ordering
+
+
+Loaded = tuple[Job, np.ndarray]
+
+
+def read_ahead(jobs: Iterable[Job], read: Callable[[Job], np.ndarray], workers: int = 2,
+               ahead: int = 16) -> Iterator[tuple[Job, np.ndarray | Exception]]:
+    """``(job, read(job))`` in job order, with at most ``ahead`` reads running or waiting to be consumed.
+
+    A read that raises yields the exception instead of a wave.
+    """
+    jobs = iter(jobs)
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="read")
+    pending: deque = deque((job, pool.submit(read, job)) for job in itertools.islice(jobs, ahead))
+    try:
+        while pending:
+            job, future = pending.popleft()
+            for nxt in itertools.islice(jobs, 1):
+                pending.append((nxt, pool.submit(read, nxt)))
+            try:
+                yield job, future.result()
+            except Exception as err:  # noqa: BLE001 - reported per clip by the caller
+                yield job, err
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def length_batches(items: Iterable[Loaded], max_samples: int, max_padding: float = 0.05,
+                   window: int | None = None) -> Iterator[list[Loaded]]:
+    """Batches of similar-length clips: at most ``max_samples`` samples each, padding included, and
+    at most ``max_padding`` of them padding (a clip that would add more starts the next batch).
+
+    ``items`` should arrive roughly sorted by length; a window of ``window`` samples of loaded audio
+    (default 4 batches) is kept in a heap, and each batch is cut from its shortest clips.
+    """
+    window = window or 4 * max_samples
+    heap: list[tuple[int, int, Job, np.ndarray]] = []
+    held = 0
+    for n, (job, wave) in enumerate(items):
+        heapq.heappush(heap, (len(wave), n, job, wave))
+        held += len(wave)
+        while held >= window:
+            batch = _cut(heap, max_samples, max_padding)
+            held -= sum(len(w) for _, w in batch)
+            yield batch
+    while heap:
+        yield _cut(heap, max_samples, max_padding)
+
+
+def _cut(heap: list, max_samples: int, max_padding: float) -> list[Loaded]:
+    """The shortest clips of the heap that fit in one batch (each new clip is the longest so far)."""
+    batch, real = [], 0
+    while heap:
+        longest = heap[0][0]
+        size = (len(batch) + 1) * longest
+        if batch and (size > max_samples or size - real - longest > max_padding * size):
+            break
+        _, _, job, wave = heapq.heappop(heap)
+        batch.append((job, wave))
+        real += longest
+    return batch
+
+
+def padding(batch: list[Loaded]) -> tuple[int, int]:
+    """(padded samples, total samples) of a batch padded to its longest clip."""
+    lengths = [len(w) for _, w in batch]
+    return max(lengths) * len(lengths) - sum(lengths), max(lengths) * len(lengths)

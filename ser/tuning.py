@@ -1,0 +1,194 @@
+"""Optuna search over the chosen classifier's params group, nested inside cross-validation.
+
+Each outer fold gets its own study, run on that fold's training rows only: a trial fits on part of
+the training speakers and is scored by UAR on the rest (``tune.validation_fraction`` of them,
+original clips only), so the outer test fold never influences the choice. The final model is tuned
+the same way on all data. The MLP reports its early-stopping validation UAR after every epoch and
+a MedianPruner stops unpromising trials.
+
+Studies live in ``tune.storage`` (SQLite by default; any Optuna RDB URL) under names that include a
+fingerprint of the data and the settings, so a study is resumed, or shared by several machines,
+only when it is the same search. A study is done when it holds ``tune.n_trials`` finished trials,
+whoever ran them: a re-run with a complete study just reads the best trial.
+
+``python -m ser.tuning`` is a worker: it adds trials to every study the train stage will use
+(for params.yaml and embeddings/features.npz of the current folder) without fitting anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+from sklearn.metrics import balanced_accuracy_score
+
+from . import classifiers
+from .config import Params
+from .cv import outer_folds, validation_split
+
+log = logging.getLogger(__name__)
+
+SPACE_VERSION = 1  # bump when a search space changes, so old studies are not resumed
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+# --- search spaces: trial -> overrides of the classifier's params group ---------------------------
+
+def svm_space(trial: optuna.Trial) -> dict:
+    gamma = "scale"
+    if trial.suggest_categorical("gamma_kind", ["scale", "value"]) == "value":
+        gamma = trial.suggest_float("gamma", 1e-5, 1e-1, log=True)
+    return {"C": trial.suggest_float("C", 0.1, 100.0, log=True), "gamma": gamma}
+
+
+def mlp_space(trial: optuna.Trial) -> dict:
+    """Widths halve from the first layer down (512 x 3 layers = the default 512-256-128)."""
+    layers = trial.suggest_int("layers", 2, 5)
+    units = trial.suggest_int("units", 128, 1024, log=True)
+    return {"lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
+            "hidden": [max(32, units >> i) for i in range(layers)],
+            "dropout": trial.suggest_float("dropout", 0.1, 0.5)}
+
+
+def xgboost_space(trial: optuna.Trial) -> dict:
+    return {"max_depth": trial.suggest_int("max_depth", 3, 10),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "n_estimators": trial.suggest_int("n_estimators", 100, 500, step=50),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20.0, log=True)}
+
+
+SPACES: dict[str, Callable[[optuna.Trial], dict]] = {"svm": svm_space, "mlp": mlp_space, "xgboost": xgboost_space}
+
+
+def with_overrides(params: Params, overrides: dict) -> Params:
+    """``params`` with the classifier's group updated (and validated) by ``overrides``."""
+    group = getattr(params, params.classifier)
+    updated = type(group).model_validate({**group.model_dump(), **overrides})
+    return params.model_copy(update={params.classifier: updated})
+
+
+# --- studies ------------------------------------------------------------------------------------
+
+@dataclass
+class TuneResult:
+    study_name: str
+    best_params: dict  # overrides of the classifier's params group
+    best_value: float  # UAR on the inner validation speakers
+    n_trials: int  # finished trials in the study
+
+
+def fingerprint(X: np.ndarray, meta: pd.DataFrame, params: Params) -> str:
+    """Short hash of the data and of every setting a trial's score depends on."""
+    h = hashlib.blake2b(digest_size=6)
+    h.update(np.ascontiguousarray(X).view(np.uint8).data)
+    for column in ("clip_id", "label", "speaker", "aug"):
+        h.update("\0".join(map(str, meta[column])).encode())
+    h.update(json.dumps({"space": SPACE_VERSION, "seed": params.seed, "classifier": params.classifier,
+                         "group": getattr(params, params.classifier).model_dump(), "cv": params.cv.model_dump(),
+                         "inner": params.tune.validation_fraction}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def study_name(params: Params, data_fingerprint: str, part: str) -> str:
+    """e.g. ``ser-mlp-3fa2c0d91b7e-fold0`` / ``...-final``."""
+    return f"{params.tune.study_name}-{params.classifier}-{data_fingerprint}-{part}"
+
+
+def storage_label(url: str) -> str:
+    """The storage URL without its password, for logs and results."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def open_study(params: Params, name: str, seeded: bool = True) -> optuna.Study:
+    """Create or resume a study (SQLite: its folder is created). The TPE sampler is seeded by
+    ``seed`` plus the trials already finished, so a resumed study does not replay its first random
+    trials; unseeded (``seeded=False``, the workers) so that machines joining at once differ."""
+    url = params.tune.storage
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    done = _finished(optuna.create_study(study_name=name, storage=url, direction="maximize", load_if_exists=True))
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10)
+              if params.classifier == "mlp" else optuna.pruners.NopPruner())
+    sampler = optuna.samplers.TPESampler(seed=params.seed + done if seeded else None)
+    return optuna.load_study(study_name=name, storage=url, sampler=sampler, pruner=pruner)
+
+
+def tune(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, params: Params, name: str,
+         seeded: bool = True) -> TuneResult:
+    """Search the classifier's params on these (training) rows until the study has ``tune.n_trials``
+    finished trials; return the best trial's overrides."""
+    space, module = SPACES[params.classifier], classifiers.get(params.classifier)
+    fit_rows, val_rows = validation_split(y, meta["speaker"].to_numpy(), meta["clip_id"].to_numpy(),
+                                          meta["aug"].to_numpy(), params.tune.validation_fraction, params.seed)
+
+    def objective(trial: optuna.Trial) -> float:
+        model = module.build(with_overrides(params, space(trial)), params.seed)
+        callback = _pruning(trial) if params.classifier == "mlp" else None
+        classifiers.fit(model, X[fit_rows], y[fit_rows], meta.iloc[fit_rows], epoch_callback=callback)
+        return float(balanced_accuracy_score(y[val_rows], model.predict(X[val_rows])))
+
+    study = open_study(params, name, seeded)
+    cfg = params.tune
+    todo = cfg.n_trials - _finished(study)
+    log.info("tuning %s in study %s (%s): %d rows, %d speakers fit / %d clips, %d speakers scored; "
+             "%d of %d trials to run", params.classifier, name, storage_label(cfg.storage), len(fit_rows),
+             meta["speaker"].iloc[fit_rows].nunique(), len(val_rows), meta["speaker"].iloc[val_rows].nunique(),
+             max(todo, 0), cfg.n_trials)
+    if todo > 0:
+        study.optimize(objective, n_trials=todo, timeout=cfg.timeout, n_jobs=cfg.n_jobs, gc_after_trial=True,
+                       callbacks=[MaxTrialsCallback(cfg.n_trials, states=FINISHED)])
+    best = study.best_trial
+    result = TuneResult(name, space(optuna.trial.FixedTrial(best.params)), float(best.value), _finished(study))
+    log.info("tuning %s: best inner UAR %.3f (trial %d of %d) with %s", name, result.best_value, best.number,
+             result.n_trials, result.best_params)
+    return result
+
+
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _pruning(trial: optuna.Trial) -> Callable[[int, float], None]:
+    """MLP epoch callback: report the validation UAR, stop the trial if the pruner says so."""
+    def report(epoch: int, val_uar: float) -> None:
+        trial.report(val_uar, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation UAR {val_uar:.3f})")
+    return report
+
+
+def main() -> None:
+    """Worker: add trials to all studies of the current params.yaml and embeddings (folds, then final)."""
+    from .config import load_params
+    from .io import read_embeddings
+
+    params = load_params()
+    X, meta = read_embeddings("embeddings/features.npz")
+    labels = sorted(meta["label"].unique())
+    y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    fp = fingerprint(X, meta, params)
+    parts = [(f"fold{k}", train) for k, (train, _) in enumerate(outer_folds(meta, params.cv.folds,
+                                                                             params.cv.group_by, params.seed))]
+    for part, rows in [*parts, ("final", np.arange(len(X)))]:
+        tune(X[rows], y[rows], meta.iloc[rows].reset_index(drop=True), params, study_name(params, fp, part),
+             seeded=False)
+
+
+if __name__ == "__main__":
+    from .cli import run_stage
+
+    run_stage(main)

@@ -1,0 +1,84 @@
+"""predict: audio files/folders -> emotion per file (and per segment of long recordings).
+
+    python -m stages.predict clip.wav recordings/ [--models models] [--output out.csv|out.json]
+
+Exit code: 0 all files predicted, 1 some failed (each says why), 2 usage or model error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("stages.predict")
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m stages.predict", description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders (searched recursively)")
+    ap.add_argument("--models", default="models", help="trained model folder (default: models)")
+    ap.add_argument("--output", "-o", help="write results to a .csv or .json file")
+    ap.add_argument("--segment-seconds", type=positive, default=None,
+                    help="window for long recordings (default: model.json max_clip_seconds, else 5)")
+    ap.add_argument("--batch-seconds", type=positive, default=None,
+                    help="seconds of audio per feature-extraction batch (default: features.batch_seconds of training)")
+    ap.add_argument("--top-db", type=positive, default=30.0,
+                    help="silence threshold below the peak when splitting long recordings (default: 30)")
+    ap.add_argument("--workers", type=int, default=2, help="audio reader threads (default: 2)")
+    ap.add_argument("--device", help="neural extractors: auto | cuda | mps | cpu (default: as in training)")
+    ap.add_argument("--quiet", "-q", action="store_true", help="do not print the table")
+    args = ap.parse_args(argv)
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        ap.error(f"--output {args.output}: use a .csv or .json file name")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)  # a usage error exits with 2 (argparse)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    from ser.errors import SerError
+    from ser.predict import Predictor, format_row, rows, table_header, write_output
+
+    try:
+        options = {"batch_seconds": args.batch_seconds} if args.batch_seconds else {}
+        predictor = Predictor.load(args.models, args.segment_seconds, args.device, top_db=args.top_db,
+                                   workers=max(1, args.workers), **options)
+    except SerError as err:
+        log.error("%s", err)
+        return 2
+    labels = predictor.labels
+    start, results = time.perf_counter(), []
+    if not args.quiet:
+        print(table_header(labels), flush=True)
+    for result in predictor.predict(args.paths):
+        results.append(result)
+        if not args.quiet:
+            for row in rows(result, labels):
+                print(format_row(row, labels), flush=True)
+        if result.error:
+            log.warning("%s: %s", result.path, result.error)
+    elapsed = time.perf_counter() - start
+    failed = sum(not r.ok for r in results)
+    audio = sum(r.duration for r in results if r.ok)
+    log.info("predicted %d of %d files (%.1f s of audio, %d segments) in %.2f s; %d failed",
+             len(results) - failed, len(results), audio, sum(len(r.segments) for r in results), elapsed, failed)
+    if args.output:
+        info = {k: predictor.info.get(k) for k in ("classifier", "features", "trained_on")}
+        info["temperature"] = predictor.temperature
+        log.info("wrote %s", write_output(args.output, results, labels, info))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

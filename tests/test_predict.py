@@ -1,0 +1,274 @@
+"""stages.predict: train on some synthetic speakers, predict the others' files through the CLI code path."""
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from ser import classifiers, features
+from ser.audio import load
+from ser.calibration import apply_temperature, calibrate_oof
+from ser.config import Params
+from ser.datasets import synthetic
+from ser.io import write_json
+from ser.predict import Predictor
+from ser.segment import training_window
+from stages.predict import main as predict_cli
+
+SR = 16000
+CLASSES = ["angry", "happy", "neutral", "sad"]
+TEST_SPEAKERS = ["spk06", "spk07"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A models/ folder as the train stage writes it (model, model.json, calibration.json), from six
+    synthetic speakers; plus leave-one-speaker-out CV accuracy and two held-out speakers' files."""
+    tmp = tmp_path_factory.mktemp("predict")
+    synthetic.generate(tmp / "corpus", speakers=8, clips=5, classes=CLASSES, duration=1.2, seed=0)
+    clips = synthetic.scan(tmp / "corpus")
+    params = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"}})
+    extractor = features.build(params)
+    X = extractor.transform([load(p, SR) for p in clips["path"]])
+    labels = sorted(CLASSES)
+    y = clips["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    test = clips["speaker"].isin(TEST_SPEAKERS).to_numpy()
+    module = classifiers.get("svm")
+
+    train = clips[~test].reset_index(drop=True)
+    Xtr, ytr = X[~test], y[~test]
+    parts = []
+    for k, speaker in enumerate(sorted(train["speaker"].unique())):  # leave one speaker out
+        held = (train["speaker"] == speaker).to_numpy()
+        proba = module.build(params, 0).fit(Xtr[~held], ytr[~held]).predict_proba(Xtr[held])
+        part = train.loc[held, ["clip_id", "speaker"]].assign(fold=k, actual=train.loc[held, "label"],
+                                                               predicted=np.array(labels)[proba.argmax(1)])
+        parts.append(part.assign(**{f"p_{lab}": proba[:, i] for i, lab in enumerate(labels)}))
+    oof = pd.concat(parts, ignore_index=True)
+
+    models = tmp / "models"
+    models.mkdir()
+    model = module.build(params, 0).fit(Xtr, ytr)
+    module.save(model, models)
+    durations = [sf.info(p).duration for p in train["path"]]
+    write_json(models / "model.json", {
+        "classifier": "svm", "labels": labels, "features": extractor.settings(), "dim": int(X.shape[1]),
+        "feature_params": {"features": params.features.model_dump(mode="json"), "data": {"sample_rate": SR}},
+        "max_clip_seconds": training_window(durations),
+    })
+    calibration = calibrate_oof(oof, labels)
+    write_json(models / "calibration.json", {**calibration, "labels": labels})
+
+    test_dir = tmp / "heldout"
+    test_dir.mkdir()
+    for p in clips.loc[test, "path"]:
+        shutil.copy(p, test_dir)
+    return SimpleNamespace(tmp=tmp, models=models, labels=labels, model=model, X_test=X[test],
+                           test_clips=clips[test].reset_index(drop=True), test_dir=test_dir,
+                           cv_accuracy=float((oof["actual"] == oof["predicted"]).mean()),
+                           temperature=calibration["temperature"], window=training_window(durations))
+
+
+def run(args, tmp_path, out="out.csv"):
+    """The CLI in-process: (exit code, output file contents)."""
+    path = tmp_path / out
+    code = predict_cli([*map(str, args), "--output", str(path), "--quiet"])
+    if not path.exists():
+        return code, None
+    return code, (json.loads(path.read_text()) if out.endswith(".json") else pd.read_csv(path, keep_default_na=False))
+
+
+def test_round_trip_reproduces_cv_accuracy(trained, tmp_path):
+    code, out = run([trained.test_dir, "--models", trained.models], tmp_path)
+    assert code == 0
+    assert list(out.columns) == ["path", "segment", "start", "end", "predicted", "confidence",
+                                 *[f"p_{lab}" for lab in trained.labels], "error"]
+    assert len(out) == len(trained.test_clips) and (out["segment"] == "all").all() and (out["error"] == "").all()
+    out["clip_id"] = out["path"].map(lambda p: Path(p).stem)
+    out = out.set_index("clip_id").loc[trained.test_clips["clip_id"]]
+
+    # features exactly as in training: the CLI's probabilities are the model's on extract-stage vectors
+    expected = apply_temperature(trained.model.predict_proba(trained.X_test), trained.temperature)
+    got = out[[f"p_{lab}" for lab in trained.labels]].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert np.allclose(out["confidence"], got.max(1), atol=1e-4)
+
+    accuracy = float((out["predicted"].to_numpy() == trained.test_clips["label"].to_numpy()).mean())
+    assert accuracy > 0.5, accuracy  # 4 classes: chance is 0.25
+    assert abs(accuracy - trained.cv_accuracy) <= 0.2, (accuracy, trained.cv_accuracy)
+
+
+def long_recording(trained, path: Path, clips: int = 8, pause: float = 1.2) -> tuple[list, list[str]]:
+    """Held-out clips with pauses between them (~20 s; every other pause digital silence); returns
+    each clip's span and path."""
+    rng = np.random.default_rng(0)
+    parts, spans, t = [], [], 0.0
+    paths = list(trained.test_clips["path"][:: len(trained.test_clips) // clips][:clips])
+    for i, p in enumerate(paths):
+        wave = load(p, SR)
+        parts += [wave, (0.0005 * (i % 2) * rng.standard_normal(int(pause * SR))).astype(np.float32)]
+        spans.append((t, t + len(wave) / SR))
+        t += (len(wave) + int(pause * SR)) / SR
+    sf.write(path, np.concatenate(parts), SR)
+    return spans, paths
+
+
+def test_long_recording_is_segmented(trained, tmp_path):
+    spans, paths = long_recording(trained, tmp_path / "long.wav")
+    code, out = run([tmp_path / "long.wav", "--models", trained.models], tmp_path, "out.json")
+    assert code == 0
+    (record,) = out["files"]
+    assert 18 < record["duration"] < 24
+    segments = record["segments"]
+    assert len(segments) >= len(spans)  # at least one window per spoken clip, none across a pause
+    for s in segments:
+        assert 0 <= s["start"] < s["end"] <= record["duration"]
+        assert s["end"] - s["start"] <= trained.window + 1e-3
+        assert any(a - 0.15 <= s["start"] and s["end"] <= b + 0.15 for a, b in spans), (s, spans)
+    assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))
+    # a window over a clip predicts (nearly always) what the clip alone does
+    alone = {p: r.proba.argmax() for p, r in zip(paths, Predictor.load(trained.models).predict(paths))}
+    clip_of = [next(p for (a, b), p in zip(spans, paths) if a - 0.15 <= s["start"] and s["end"] <= b + 0.15)
+               for s in segments]
+    agree = [s["predicted"] == trained.labels[alone[p]] for s, p in zip(segments, clip_of)]
+    assert np.mean(agree) >= 0.75, agree
+    # the summary is the duration-weighted mean of the segments
+    weights = np.array([s["end"] - s["start"] for s in segments])
+    mean = {lab: np.average([s["probabilities"][lab] for s in segments], weights=weights) for lab in trained.labels}
+    assert record["probabilities"] == pytest.approx(mean, abs=2e-3)
+    assert record["predicted"] == max(mean, key=mean.get)
+
+    code, csv = run([tmp_path / "long.wav", "--models", trained.models], tmp_path)  # CSV: summary + segment rows
+    assert list(csv["segment"]) == ["all", *map(str, range(1, len(segments) + 1))]
+
+    code, whole = run([tmp_path / "long.wav", "--models", trained.models, "--segment-seconds", "30"], tmp_path)
+    assert code == 0 and list(whole["segment"]) == ["all"] and whole["end"][0] == pytest.approx(record["duration"])
+
+
+def test_bad_inputs_are_reported_and_the_rest_predicted(trained, tmp_path):
+    folder = tmp_path / "mixed"
+    (folder / "nested").mkdir(parents=True)
+    good = [shutil.copy(p, folder / "nested") for p in trained.test_clips["path"][:3]]
+    (folder / "notes.wav").write_text("this is text, not audio\n")
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "readme.txt").write_text("not picked up: not an audio extension")
+    sf.write(folder / "short.wav", np.full(int(0.05 * SR), 0.3, np.float32), SR)
+    sf.write(folder / "silent.wav", np.zeros(2 * SR, np.float32), SR)
+    code, out = run([folder, tmp_path / "missing.wav", "--models", trained.models], tmp_path)
+    assert code == 1
+    errors = dict(zip(out["path"].map(lambda p: Path(p).name), out["error"]))
+    assert errors.pop("missing.wav") == "not found"
+    assert errors.pop("notes.wav").startswith("not decodable audio")
+    assert errors.pop("empty.wav") == "empty file"
+    assert errors.pop("short.wav").startswith("too short: 0.05 s")
+    assert errors.pop("silent.wav").startswith("silent")
+    assert sorted(errors) == sorted(Path(p).name for p in good) and set(errors.values()) == {""}
+    predicted = out[out["error"] == ""]
+    assert predicted["predicted"].isin(trained.labels).all() and (predicted["confidence"] != "").all()
+    failed = out[out["error"] != ""]
+    assert (failed["predicted"] == "").all() and "readme.txt" not in " ".join(out["path"])
+
+
+def edited_models(trained, tmp_path, **changes):
+    folder = tmp_path / "models"
+    shutil.copytree(trained.models, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value(meta) if callable(value) else value
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"features": lambda m: {**m["features"], "n_mfcc": 20}}, "n_mfcc: trained 20, rebuilt 40"),
+    ({"feature_params": lambda m: {**m["feature_params"], "features": {"extractor": "mfcc", "mfcc": {"n_mfcc": 20}}}},
+     "n_mfcc: trained 40, rebuilt 20"),
+    ({"features": lambda m: {**m["features"], "sample_rate": 8000}}, "sample_rate: trained 8000, rebuilt 16000"),
+    ({"dim": 80}, "80"),
+    ({"feature_params": None}, "lacks feature_params"),
+])
+def test_mismatched_feature_settings_are_refused(trained, tmp_path, caplog, change, message):
+    folder = edited_models(trained, tmp_path, **change)
+    code, out = run([trained.test_dir, "--models", folder], tmp_path)
+    assert code == 2 and out is None
+    assert message in caplog.text
+
+
+def test_model_folder_errors(trained, tmp_path, caplog):
+    code, _ = run([trained.test_dir, "--models", tmp_path / "nowhere"], tmp_path)
+    assert code == 2 and "not found" in caplog.text
+    folder = tmp_path / "m"
+    shutil.copytree(trained.models, folder)
+    (folder / "calibration.json").write_text(json.dumps({"temperature": 1.5, "labels": ["a", "b"]}))
+    code, _ = run([trained.test_dir, "--models", folder], tmp_path)
+    assert code == 2 and "was fit for labels" in caplog.text
+    (folder / "calibration.json").unlink()
+    (folder / "svm.skops").unlink()
+    code, _ = run([trained.test_dir, "--models", folder], tmp_path)
+    assert code == 2 and "cannot load the svm model" in caplog.text
+
+
+def test_crafted_skops_file_is_refused(trained, tmp_path, caplog):
+    """An svm.skops whose schema makes skops call numpy.save on load is refused before loading."""
+    folder = tmp_path / "models"
+    shutil.copytree(trained.models, folder)
+    marker = tmp_path / "written.npy"
+    with zipfile.ZipFile(trained.models / "svm.skops") as src:
+        files = {name: src.read(name) for name in src.namelist()}
+    schema = json.loads(files["schema.json"])
+
+    def js(value):
+        return {"__class__": type(value).__name__, "__module__": "builtins", "__loader__": "JsonNode",
+                "content": json.dumps(value), "is_json": True}
+
+    state = schema["content"]  # the Pipeline's attribute dict
+    state["content"]["extra"] = {"__class__": "save", "__module__": "numpy", "__loader__": "ConstructorFromReduceNode",
+                                 "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+                                             "content": [js(str(marker)), js([1, 2, 3])]}}
+    state["key_types"]["content"].append(state["key_types"]["content"][0])
+    files["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(folder / "svm.skops", "w") as out:
+        for name, blob in files.items():
+            out.writestr(name, blob)
+    code, _ = run([trained.test_dir, "--models", folder], tmp_path)
+    assert code == 2 and "numpy.save" in caplog.text and "refusing to load" in caplog.text
+    assert not marker.exists()
+
+
+def test_batches_do_not_change_predictions(trained):
+    """Tiny batches, one reader thread: the same probabilities as one big batch."""
+    files = sorted(trained.test_dir.glob("*.wav"))[:12]
+    big = [r.proba for r in Predictor.load(trained.models).predict(files)]
+    small = [r.proba for r in Predictor.load(trained.models, batch_seconds=2.0, workers=1).predict(files)]
+    np.testing.assert_allclose(np.stack(big), np.stack(small), atol=1e-6)
+
+
+def test_windows_cut_long_speech_and_widen_short_bursts():
+    from ser.segment import windows
+
+    rng = np.random.default_rng(0)
+    wave = 0.0005 * rng.standard_normal(12 * SR).astype(np.float32)
+    wave[1 * SR:8 * SR] += 0.3 * np.sin(2 * np.pi * 200 * np.arange(7 * SR) / SR)  # 7 s without a pause
+    wave[10 * SR:int(10.1 * SR)] += 0.3  # a 0.1 s burst
+    spans = windows(wave, SR, max_seconds=3.0, min_seconds=0.25)
+    lengths = [(e - s) / SR for s, e in spans]
+    assert len(spans) == 4 and all(n <= 3.0 for n in lengths), spans  # 7 s -> 3 pieces, + the burst
+    assert spans[0][0] <= 1 * SR and spans[2][1] >= 8 * SR - SR // 10  # the speech is covered
+    assert spans[3][0] <= 10 * SR and int(10.1 * SR) <= spans[3][1] and lengths[3] < 0.5  # burst + context
+    burst = windows(wave, SR, max_seconds=3.0, min_seconds=1.0)[-1]  # widened to the minimum around it
+    assert burst[1] - burst[0] == SR and burst[0] < 10 * SR < int(10.1 * SR) < burst[1]
+    assert windows(wave[:2 * SR], SR, max_seconds=3.0) == [(0, 2 * SR)]  # fits: kept whole, as in training
+
+    digital = wave.copy()
+    digital[:1 * SR] = digital[8 * SR:10 * SR] = 0.0  # exact zeros around the speech
+    spans = windows(digital, SR, max_seconds=3.0)
+    assert spans[0][0] == 1 * SR and spans[2][1] == 8 * SR  # context stops where the digital silence starts
