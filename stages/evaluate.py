@@ -22,6 +22,9 @@ def main() -> None:
     context = run_context(oof, read_json("data/prepare.json"), read_json("embeddings/features.json"),
                           cv_summary["protocol"], params.dataset, params.classifier)
     metrics, confusion = evaluate(oof, cv_summary, context)
+    if "calibration" in cv_summary:
+        c = cv_summary["calibration"]
+        metrics["calibration"] = {k: round(c[k], 4) for k in ("temperature", "ece_before", "ece_after")}
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
 

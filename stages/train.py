@@ -1,12 +1,17 @@
 """train: embeddings/features.npz -> models/ (final model + model.json), models/oof.csv,
-results/cv.json, results/learning_curves.csv (per-epoch history; only the header for classifiers
+results/cv.json, models/calibration.json (temperature scaling fit on the
+out-of-fold predictions), results/learning_curves.csv (per-epoch history; only the header for classifiers
 without epochs)."""
 
 from pathlib import Path
 
+import pandas as pd
+
+from ser.calibration import calibrate_oof
 from ser.cli import run_stage
 from ser.config import load_params
 from ser.io import read_embeddings, read_json, write_csv, write_json
+from ser.segment import training_window
 from ser.train import train
 
 
@@ -15,6 +20,15 @@ def main() -> None:
     X, meta = read_embeddings("embeddings/features.npz")
     settings = read_json("embeddings/features.json")["settings"]
     trained = train(X, meta, params, settings, Path("models"))
+    model_json = read_json("models/model.json")
+    manifest = pd.read_csv("data/manifest.csv", usecols=["clip_id", "duration"], dtype={"clip_id": str})
+    used = manifest["clip_id"].isin(meta["clip_id"])
+    model_json["max_clip_seconds"] = training_window(manifest.loc[used, "duration"])
+    write_json("models/model.json", model_json)
+    calibration = {**calibrate_oof(trained.oof, model_json["labels"]), "labels": model_json["labels"]}
+    write_json("models/calibration.json", calibration)
+    trained.summary["calibration"] = {k: calibration[k] for k in ("temperature", "ece_before", "ece_after",
+                                                                   "nll_before", "nll_after", "n", "protocol")}
     write_csv("models/oof.csv", trained.oof)
     write_json("results/cv.json", trained.summary)
     write_csv("results/learning_curves.csv", trained.curves)

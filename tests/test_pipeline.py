@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["-S", "dataset=synthetic", "-S", "features.extractor=mfcc"]
-RAVDESS_FAST = ["-S", "features.extractor=mfcc"]
+RAVDESS_FAST = ["-S", "features.extractor=mfcc", "-S", "augment.n_augmentations=0"]
 STAGES = ("prepare", "extract", "train", "evaluate", "visualize")
 
 

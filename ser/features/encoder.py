@@ -4,9 +4,12 @@ pooling over real (never padded) frames."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +31,19 @@ def pick_device(name: str = "auto") -> torch.device:
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
         raise ConfigError(f"features.device: {name!r} is not available on this machine; use auto or cpu")
     return torch.device(name)
+
+
+def keep_memory_flat(threshold: int = 1 << 20) -> None:
+    """Make glibc serve blocks above ``threshold`` bytes by mmap, always (process-wide).
+
+    By default glibc raises its mmap threshold whenever a large block is freed; tensors of a later
+    batch then come from the heap, which fragments, and resident memory creeps up batch after batch
+    (WavLM-Large on CPU: +0.6 GB over 80 clips). With a fixed threshold, activations are returned
+    to the system when freed and memory stays flat. No-op off glibc.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # -3 = M_MMAP_THRESHOLD
 
 
 def dtype_for(device: torch.device) -> torch.dtype:

@@ -37,6 +37,7 @@ class SslEncoder:
         self.name, self.layers, self.pooling = model, layers, pooling
         self.device = encoder.pick_device(device)
         self.dtype = encoder.dtype_for(self.device)
+        encoder.keep_memory_flat()
         config = encoder.load_pretrained(AutoConfig.from_pretrained, model)
         if config.model_type not in FAMILIES:
             hint = " (set features.extractor: whisper)" if config.model_type == "whisper" else ""

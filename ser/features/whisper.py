@@ -38,6 +38,7 @@ class WhisperEncoder:
         self.name, self.layers, self.pooling = model, layers, pooling
         self.device = encoder.pick_device(device)
         self.dtype = encoder.dtype_for(self.device)
+        encoder.keep_memory_flat()
         config = encoder.load_pretrained(AutoConfig.from_pretrained, model)
         if config.model_type != "whisper":
             raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint, not Whisper; "
