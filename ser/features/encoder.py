@@ -33,17 +33,36 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def keep_memory_flat(threshold: int = 1 << 20) -> None:
-    """Make glibc serve blocks above ``threshold`` bytes by mmap, always (process-wide).
+class HeapTrimmer:
+    """Keeps resident memory flat over thousands of batches (call ``after_batch`` after each one).
 
-    By default glibc raises its mmap threshold whenever a large block is freed; tensors of a later
-    batch then come from the heap, which fragments, and resident memory creeps up batch after batch
-    (WavLM-Large on CPU: +0.6 GB over 80 clips). With a fixed threshold, activations are returned
-    to the system when freed and memory stays flat. No-op off glibc.
+    Batches of ever new shapes fragment glibc's heap: freed activations stay resident and memory
+    creeps up batch after batch (WavLM-Large on CPU: +0.6 GB over 80 clips). When resident memory
+    has grown ``slack_mb`` above what it was after the first batch, the free heap is handed back to
+    the system (``malloc_trim``). Trimming after every batch would cost ~7% of the speed, and forcing
+    every large block into mmap ~16%; this costs nothing while memory stays put. No-op off glibc.
     """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # -3 = M_MMAP_THRESHOLD
+
+    def __init__(self, slack_mb: int = 256):
+        self.slack = slack_mb << 20
+        self.base: int | None = None
+        self.trim = None
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, AttributeError):
+                self.trim = ctypes.CDLL("libc.so.6").malloc_trim
+
+    @staticmethod
+    def resident() -> int:
+        """Resident bytes of this process."""
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def after_batch(self) -> None:
+        if self.trim is None:
+            return
+        if self.base is None:
+            self.base = self.resident()
+        elif self.resident() > self.base + self.slack:
+            self.trim(0)
 
 
 def dtype_for(device: torch.device) -> torch.dtype:

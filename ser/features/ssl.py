@@ -37,7 +37,7 @@ class SslEncoder:
         self.name, self.layers, self.pooling = model, layers, pooling
         self.device = encoder.pick_device(device)
         self.dtype = encoder.dtype_for(self.device)
-        encoder.keep_memory_flat()
+        self.memory = encoder.HeapTrimmer()
         config = encoder.load_pretrained(AutoConfig.from_pretrained, model)
         if config.model_type not in FAMILIES:
             hint = " (set features.extractor: whisper)" if config.model_type == "whisper" else ""
@@ -70,14 +70,17 @@ class SslEncoder:
 
     def transform(self, waves: list[np.ndarray]) -> np.ndarray:
         if self.pads:
-            return self._embed(waves)
-        by_length = defaultdict(list)
-        for i, wave in enumerate(waves):
-            by_length[len(wave)].append(i)
-        out = {}
-        for rows in by_length.values():
-            out.update(zip(rows, self._embed([waves[i] for i in rows])))
-        return np.stack([out[i] for i in range(len(waves))])
+            vectors = self._embed(waves)
+        else:
+            by_length = defaultdict(list)
+            for i, wave in enumerate(waves):
+                by_length[len(wave)].append(i)
+            out = {}
+            for rows in by_length.values():
+                out.update(zip(rows, self._embed([waves[i] for i in rows])))
+            vectors = np.stack([out[i] for i in range(len(waves))])
+        self.memory.after_batch()
+        return vectors
 
     @torch.inference_mode()
     def _embed(self, waves: list[np.ndarray]) -> np.ndarray:

@@ -38,7 +38,7 @@ class WhisperEncoder:
         self.name, self.layers, self.pooling = model, layers, pooling
         self.device = encoder.pick_device(device)
         self.dtype = encoder.dtype_for(self.device)
-        encoder.keep_memory_flat()
+        self.memory = encoder.HeapTrimmer()
         config = encoder.load_pretrained(AutoConfig.from_pretrained, model)
         if config.model_type != "whisper":
             raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint, not Whisper; "
@@ -82,8 +82,13 @@ class WhisperEncoder:
             raise ValueError(f"clip too short for Whisper: {len(wave)} samples")
         return mel[:, :frames]
 
-    @torch.inference_mode()
     def transform(self, waves: list[np.ndarray]) -> np.ndarray:
+        vectors = self._embed(waves)
+        self.memory.after_batch()
+        return vectors
+
+    @torch.inference_mode()
+    def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
         mels = [self.log_mel(w) for w in waves]
         frames = torch.tensor([m.shape[1] for m in mels])
         batch = torch.zeros(len(mels), mels[0].shape[0], int(frames.max()))
