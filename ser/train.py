@@ -47,8 +47,12 @@ def learning_curves(histories: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def train(X: np.ndarray, meta: pd.DataFrame, params: Params, feature_settings: dict, model_dir: Path) -> Trained:
-    """Run CV (out-of-fold predictions, fold summary, learning curves) and save the final model."""
+def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, model_dir: Path) -> Trained:
+    """Run CV (out-of-fold predictions, fold summary, learning curves) and save the final model.
+
+    ``features`` is the extract stage's features.json: its extractor settings and feature params go
+    into model.json, so predict rebuilds the extractor that made ``X``, whatever params.yaml says now.
+    """
     module = classifiers.get(params.classifier)
     labels = sorted(meta["label"].unique())
     y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
@@ -96,12 +100,9 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, feature_settings: d
     write_json(model_dir / "model.json", {
         "classifier": params.classifier,
         "labels": labels,
-        "features": feature_settings,
+        "features": features.get("settings", {}),
         "dim": int(X.shape[1]),
-        "feature_params": {"features": params.features.model_dump(mode="json"),
-                           "data": {"sample_rate": params.data.sample_rate,
-                                    "min_duration": params.data.min_duration,
-                                    "silence_dbfs": params.data.silence_dbfs}},
+        "feature_params": features.get("feature_params"),
         "params": final_params,
         "tuned": cfg.enabled,
         "trained_on": {"dataset": params.dataset, "rows": len(X), "clips": int((meta["aug"] == 0).sum()),

@@ -32,6 +32,10 @@ def main() -> None:
     copies = result.failed[result.failed["aug"] > 0]
     write_json("embeddings/features.json", {
         "settings": extractor.settings(),
+        # what predict needs to rebuild this extractor, copied into models/model.json by train
+        "feature_params": {"features": f.model_dump(mode="json"),
+                           "data": params.data.model_dump(mode="json", include={"sample_rate", "min_duration",
+                                                                                 "silence_dbfs"})},
         "augment": {**a.model_dump(), "seed": params.seed} if a.n_augmentations else None,
         "rows": len(X), "dim": X.shape[1],
         "clips": int((meta["aug"] == 0).sum()), "copies_per_clip": a.n_augmentations,

@@ -18,8 +18,7 @@ from ser.train import train
 def main() -> None:
     params = load_params()
     X, meta = read_embeddings("embeddings/features.npz")
-    settings = read_json("embeddings/features.json")["settings"]
-    trained = train(X, meta, params, settings, Path("models"))
+    trained = train(X, meta, params, read_json("embeddings/features.json"), Path("models"))
     model_json = read_json("models/model.json")
     manifest = pd.read_csv("data/manifest.csv", usecols=["clip_id", "duration"], dtype={"clip_id": str})
     used = manifest["clip_id"].isin(meta["clip_id"])

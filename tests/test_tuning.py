@@ -26,7 +26,7 @@ def data():
 def test_tuning_finishes_and_the_final_model_uses_the_best_params(data, tmp_path):
     X, meta = data
     params = tuned_params(tmp_path)
-    trained = train(X, meta, params, {"extractor": "test"}, tmp_path / "models")
+    trained = train(X, meta, params, {"settings": {"extractor": "test"}}, tmp_path / "models")
     folds = trained.summary["folds"]
     assert [f["trials"] for f in folds] == [3, 3, 3]
     assert all({"C", "gamma"} == set(f["best_params"]) and 0 <= f["inner_uar"] <= 1 for f in folds)
