@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--model", help="a local model folder (default: random WavLM-Large in a temp folder)")
     ap.add_argument("--batch-seconds", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=2, help="reading threads")
+    ap.add_argument("--device", default="auto", help="auto (CUDA fp16, then MPS, then CPU) | cuda | mps | cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=4, help="clips per alternation between pipeline and bare")
@@ -135,7 +136,8 @@ def main() -> None:
         (tmp / "clips").mkdir()
         manifest = make_clips(tmp / "clips", args.clips).sort_values("duration", ignore_index=True)
         audio = float(manifest["duration"].sum())
-        extractor = SslEncoder(model, layers="last", pooling="mean", device="cpu")
+        extractor = SslEncoder(model, layers="last", pooling="mean", device=args.device)
+        device, dtype = extractor.device, extractor.dtype
         chunks = [manifest.iloc[i:i + args.chunk] for i in range(0, len(manifest), args.chunk)]
 
         @torch.inference_mode()
@@ -146,7 +148,9 @@ def main() -> None:
                 for row, w in zip(x, group):
                     row[: len(w)] = torch.from_numpy(w)
                 mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).long()
-                extractor.model(x, attention_mask=mask)
+                extractor.model(x.to(device, dtype), attention_mask=mask.to(device))
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # the pipeline's vectors come back to the CPU; so must these
 
         def pipeline(chunk, r: int) -> dict:
             out = extract(chunk, extractor, tmp / f"cache{r}", AugmentParams(n_augmentations=0),
@@ -184,8 +188,9 @@ def main() -> None:
     total = audio * args.rounds
     per_chunk = np.median(np.array(wall["bare, batched"]) / np.array(wall["pipeline"]))
     corpus, per_batch = corpus_padding(args.batch_seconds)
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.threads} torch threads, {args.workers} reading threads")
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, "
+          f"{args.threads} torch threads, {args.workers} reading threads; device {device}, {dtype}")
     print(f"model: {'random WavLM-Large' if args.model is None else args.model}; {args.clips} clips, "
           f"{audio:.1f} s of audio (1.3-5 s each), {args.rounds} rounds; batch_seconds {args.batch_seconds:g}")
     print(f"  {'':<24} {'audio-s/s':>9} {'audio-s/CPU-s':>14}")
@@ -199,6 +204,8 @@ def main() -> None:
     print(f"  padding, CREMA-D-sized     {corpus:6.1%} (7442 clips + 2 stretched copies each; "
           f"{per_batch:.1f} clips per batch)")
     print(f"  peak RSS                   {peak_rss_mb():6.0f} MB")
+    if device.type == "cuda":
+        print(f"  peak GPU memory            {torch.cuda.max_memory_allocated(device) / 2**20:6.0f} MB")
 
 
 if __name__ == "__main__":
