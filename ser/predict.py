@@ -97,11 +97,12 @@ class Predictor:
     """A trained model folder, loaded once: extractor + classifier + temperature."""
 
     def __init__(self, extractor: Any, model: Any, labels: list[str], temperature: float = 1.0,
-                 window_seconds: float = DEFAULT_WINDOW_SECONDS, min_seconds: float = 0.25,
-                 silence_dbfs: float = -60.0, top_db: float = 30.0, batch_seconds: float = 60.0,
-                 workers: int = 2, info: dict | None = None):
+                 window_seconds: float = DEFAULT_WINDOW_SECONDS, target_seconds: float | None = None,
+                 min_seconds: float = 0.25, silence_dbfs: float = -60.0, top_db: float = 30.0,
+                 batch_seconds: float = 60.0, workers: int = 2, info: dict | None = None):
         self.extractor, self.model, self.labels = extractor, model, list(labels)
         self.temperature, self.window_seconds = float(temperature), float(window_seconds)
+        self.target_seconds = min(target_seconds or window_seconds, window_seconds)
         self.min_seconds, self.silence_dbfs, self.top_db = min_seconds, silence_dbfs, top_db
         self.batch_seconds, self.workers = batch_seconds, max(1, workers)
         self.info = info or {}
@@ -138,12 +139,13 @@ class Predictor:
             raise ModelError(f"{folder}: the {name} model expects {expected} features, model.json says {meta['dim']}")
         temperature = _temperature(folder, meta["labels"])
         window = segment_seconds or meta.get("max_clip_seconds") or DEFAULT_WINDOW_SECONDS
+        options.setdefault("target_seconds", meta.get("median_clip_seconds"))
         options.setdefault("batch_seconds", getattr(params.features, "batch_seconds", 60.0))
         options.setdefault("min_seconds", params.data.min_duration)
         options.setdefault("silence_dbfs", params.data.silence_dbfs)
-        log.info("loaded %s: %s on %s features (dim %d), %d labels, temperature %.3f, window %.2f s",
-                 folder, name, meta["features"].get("extractor", "?"), meta["dim"], len(meta["labels"]),
-                 temperature, window)
+        log.info("loaded %s: %s on %s features (dim %d), %d labels, temperature %.3f, windows up to %.2f s "
+                 "(aim %.2f s)", folder, name, meta["features"].get("extractor", "?"), meta["dim"],
+                 len(meta["labels"]), temperature, window, min(options["target_seconds"] or window, window))
         return cls(extractor, model, meta["labels"], temperature, float(window), info=meta, **options)
 
     # -- per file -------------------------------------------------------------------------------
@@ -176,7 +178,7 @@ class Predictor:
         level = loudest_frame_dbfs(wave, sr)
         if level < self.silence_dbfs:
             return _Loaded(path, f"silent: loudest 25 ms at {level:.1f} dBFS (< {self.silence_dbfs:g})", duration)
-        spans = windows(wave, sr, self.window_seconds, self.top_db, self.min_seconds)
+        spans = windows(wave, sr, self.window_seconds, self.top_db, self.min_seconds, self.target_seconds)
         return _Loaded(path, "", duration, spans, [wave[s:e] for s, e in spans])
 
     def _classify(self, X: np.ndarray) -> np.ndarray:

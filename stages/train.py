@@ -22,7 +22,9 @@ def main() -> None:
     model_json = read_json("models/model.json")
     manifest = pd.read_csv("data/manifest.csv", usecols=["clip_id", "duration"], dtype={"clip_id": str})
     used = manifest["clip_id"].isin(meta["clip_id"])
-    model_json["max_clip_seconds"] = training_window(manifest.loc[used, "duration"])
+    durations = manifest.loc[used, "duration"]
+    model_json["max_clip_seconds"] = training_window(durations)  # predict: longer recordings are cut
+    model_json["median_clip_seconds"] = training_window(durations, 0.5)  # ... into windows about this long
     write_json("models/model.json", model_json)
     calibration = {**calibrate_oof(trained.oof, model_json["labels"]), "labels": model_json["labels"]}
     write_json("models/calibration.json", calibration)

@@ -126,15 +126,15 @@ def test_long_recording_is_segmented(trained, tmp_path):
     (record,) = out["files"]
     assert 18 < record["duration"] < 24
     segments = record["segments"]
-    assert len(segments) >= len(spans)  # at least one window per spoken clip, none across a pause
+    assert len(segments) >= len(spans)  # at least one window per spoken clip, none past a pause's middle
     for s in segments:
         assert 0 <= s["start"] < s["end"] <= record["duration"]
         assert s["end"] - s["start"] <= trained.window + 1e-3
-        assert any(a - 0.15 <= s["start"] and s["end"] <= b + 0.15 for a, b in spans), (s, spans)
+        assert any(a - 0.62 <= s["start"] and s["end"] <= b + 0.62 for a, b in spans), (s, spans)  # pause: 1.2 s
     assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))
     # a window over a clip predicts (nearly always) what the clip alone does
     alone = {p: r.proba.argmax() for p, r in zip(paths, Predictor.load(trained.models).predict(paths))}
-    clip_of = [next(p for (a, b), p in zip(spans, paths) if a - 0.15 <= s["start"] and s["end"] <= b + 0.15)
+    clip_of = [next(p for (a, b), p in zip(spans, paths) if a - 0.62 <= s["start"] and s["end"] <= b + 0.62)
                for s in segments]
     agree = [s["predicted"] == trained.labels[alone[p]] for s, p in zip(segments, clip_of)]
     assert np.mean(agree) >= 0.75, agree
@@ -259,12 +259,14 @@ def test_windows_cut_long_speech_and_widen_short_bursts():
     wave = 0.0005 * rng.standard_normal(12 * SR).astype(np.float32)
     wave[1 * SR:8 * SR] += 0.3 * np.sin(2 * np.pi * 200 * np.arange(7 * SR) / SR)  # 7 s without a pause
     wave[10 * SR:int(10.1 * SR)] += 0.3  # a 0.1 s burst
-    spans = windows(wave, SR, max_seconds=3.0, min_seconds=0.25)
+    spans = windows(wave, SR, max_seconds=3.0, min_seconds=0.25, target_seconds=2.0)
     lengths = [(e - s) / SR for s, e in spans]
     assert len(spans) == 4 and all(n <= 3.0 for n in lengths), spans  # 7 s -> 3 pieces, + the burst
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans  # no overlap
     assert spans[0][0] <= 1 * SR and spans[2][1] >= 8 * SR - SR // 10  # the speech is covered
-    assert spans[3][0] <= 10 * SR and int(10.1 * SR) <= spans[3][1] and lengths[3] < 0.5  # burst + context
-    burst = windows(wave, SR, max_seconds=3.0, min_seconds=1.0)[-1]  # widened to the minimum around it
+    # the burst gets the pause around it, as training clips have, up to the middle of the pause before it
+    assert 9 * SR - SR // 10 <= spans[3][0] < 10 * SR and int(10.1 * SR) < spans[3][1] and 1.9 < lengths[3] <= 2.0
+    burst = windows(wave, SR, max_seconds=3.0, min_seconds=1.0, target_seconds=0.1)[-1]  # widened to the minimum
     assert burst[1] - burst[0] == SR and burst[0] < 10 * SR < int(10.1 * SR) < burst[1]
     assert windows(wave[:2 * SR], SR, max_seconds=3.0) == [(0, 2 * SR)]  # fits: kept whole, as in training
 
@@ -272,3 +274,17 @@ def test_windows_cut_long_speech_and_widen_short_bursts():
     digital[:1 * SR] = digital[8 * SR:10 * SR] = 0.0  # exact zeros around the speech
     spans = windows(digital, SR, max_seconds=3.0)
     assert spans[0][0] == 1 * SR and spans[2][1] == 8 * SR  # context stops where the digital silence starts
+
+
+def test_windows_share_the_pause_between_utterances():
+    """Two 1 s utterances 2 s apart, training clips ~3 s: each window takes its half of the pause."""
+    from ser.segment import windows
+
+    rng = np.random.default_rng(1)
+    wave = 0.0005 * rng.standard_normal(10 * SR).astype(np.float32)
+    for start in (2, 5):
+        wave[start * SR:(start + 1) * SR] += 0.3 * np.sin(2 * np.pi * 180 * np.arange(SR) / SR)
+    (a0, a1), (b0, b1) = windows(wave, SR, max_seconds=4.0, target_seconds=3.0)
+    assert abs(a1 - 4 * SR) < SR // 10 and abs(b0 - 4 * SR) < SR // 10  # they meet in the middle of the pause
+    assert abs(a0 - 1 * SR) < SR // 10  # stopped on the right, the first takes its missing second from the left
+    assert abs((a1 - a0) - 3 * SR) < SR // 20 and abs((b1 - b0) - 3 * SR) < SR // 20  # both ~ a training clip
