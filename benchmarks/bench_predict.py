@@ -68,7 +68,8 @@ def make_models(folder: Path, clips: pd.DataFrame) -> None:
     write_json(folder / "model.json", {
         "classifier": "svm", "labels": labels, "features": extractor.settings(), "dim": int(X.shape[1]),
         "feature_params": {"features": PARAMS.features.model_dump(mode="json"), "data": {"sample_rate": SR}},
-        "max_clip_seconds": training_window(sf.info(p).duration for p in clips["path"]),
+        "max_clip_seconds": training_window(durations := [sf.info(p).duration for p in clips["path"]]),
+        "median_clip_seconds": training_window(durations, 0.5),
     })
     write_json(folder / "calibration.json", {"temperature": 1.5, "labels": labels, "note": "benchmark stand-in"})
 
