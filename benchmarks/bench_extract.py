@@ -58,12 +58,14 @@ def make_model(dest: Path) -> None:
 
 
 def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    status = Path("/proc/self/status")
+    for line in status.read_text().splitlines() if status.exists() else []:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    return peak / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def make_clips(folder: Path, n: int, seed: int = 0):
@@ -149,8 +151,8 @@ def main() -> None:
                     row[: len(w)] = torch.from_numpy(w)
                 mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).long()
                 extractor.model(x.to(device, dtype), attention_mask=mask.to(device))
-            if device.type == "cuda":
-                torch.cuda.synchronize()  # the pipeline's vectors come back to the CPU; so must these
+            if device.type in ("cuda", "mps"):  # the pipeline's vectors come back to the CPU; so must these
+                getattr(torch, device.type).synchronize()
 
         def pipeline(chunk, r: int) -> dict:
             out = extract(chunk, extractor, tmp / f"cache{r}", AugmentParams(n_augmentations=0),

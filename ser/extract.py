@@ -121,6 +121,8 @@ def _embed(extractor: Extractor, waves: list[np.ndarray]) -> list[np.ndarray | s
     except Exception as err:  # noqa: BLE001 - one broken clip must not stop thousands
         if len(waves) == 1:
             return [_reason(err)]
+        X = None
+    if X is None:  # retried outside the handler, whose traceback still holds the batch's (GPU) memory
         return [r for w in waves for r in _embed(extractor, [w])]
     return [x if np.isfinite(x).all() else "embedding holds NaN or infinite values" for x in X]
 

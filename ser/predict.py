@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SerError
+from .errors import ConfigError, SerError
 from .segment import DEFAULT_WINDOW_SECONDS, windows
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,10 @@ class Predictor:
         folder = Path(folder)
         meta = _read_model_json(folder)
         params = _feature_params(meta, folder, device)
-        extractor = features.build(params)
+        try:
+            extractor = features.build(params)
+        except ConfigError as err:  # e.g. trained with features.device: cuda, and this machine has none
+            raise ModelError(f"{folder}/model.json: {err} (pick another device with --device)") from None
         _check_settings(extractor.settings(), meta["features"], folder)
         _check_dim(extractor, int(meta["dim"]), folder)
         name = meta["classifier"]
@@ -200,6 +203,8 @@ class Predictor:
             if len(waves) == 1:
                 return [f"feature extraction failed: {type(err).__name__}: {str(err)[:200]}"]
             log.warning("batch of %d segments failed (%s); retrying one by one", len(waves), type(err).__name__)
+            X = None
+        if X is None:  # retried outside the handler, whose traceback still holds the batch's (GPU) memory
             return [r for w in waves for r in self._embed([w])]
         good = np.isfinite(X).all(axis=1)
         proba = np.zeros((len(X), len(self.labels)))
@@ -363,8 +368,9 @@ def _check_settings(built: dict, stored: dict, folder: Path) -> None:
     keys = sorted(set(built) | set(stored))
     diff = [f"{k}: trained {stored.get(k, '(absent)')!r}, rebuilt {built.get(k, '(absent)')!r}"
             for k in keys if built.get(k) != stored.get(k)]
-    hint = ("\nfloat16 vectors come from CUDA: predict on a GPU (--device cuda) or retrain on this device."
-            if "dtype" in {k for k in keys if built.get(k) != stored.get(k)} else "")
+    hints = {"float16": "float16 vectors come from CUDA: predict on a GPU (--device cuda) or retrain on this device.",
+             "float32": "float32 vectors come from the CPU or MPS: predict with --device cpu."}
+    hint = "\n" + hints.get(stored.get("dtype"), "") if built.get("dtype") != stored.get("dtype") else ""
     raise ModelError(f"{folder}: the model was trained on different features than this code computes "
                      f"from its feature_params; refusing to predict with mismatched features:\n  "
                      + "\n  ".join(diff) + "\nRetrain (dvc repro) or point --models at the matching folder." + hint)

@@ -203,6 +203,16 @@ def test_mismatched_feature_settings_are_refused(trained, tmp_path, caplog, chan
     assert message in caplog.text
 
 
+@pytest.mark.parametrize("stored, built, hint", [("float16", "float32", "--device cuda"),
+                                                  ("float32", "float16", "--device cpu")])
+def test_a_dtype_mismatch_names_the_device_that_makes_the_trained_vectors(tmp_path, stored, built, hint):
+    from ser.predict import ModelError, _check_settings
+
+    with pytest.raises(ModelError, match=f"dtype: trained '{stored}', rebuilt '{built}'") as err:
+        _check_settings({"extractor": "ssl", "dtype": built}, {"extractor": "ssl", "dtype": stored}, tmp_path)
+    assert hint in str(err.value)
+
+
 def test_model_folder_errors(trained, tmp_path, caplog):
     code, _ = run([trained.test_dir, "--models", tmp_path / "nowhere"], tmp_path)
     assert code == 2 and "not found" in caplog.text

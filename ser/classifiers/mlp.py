@@ -3,7 +3,9 @@
 Hidden layers Linear -> BatchNorm -> ReLU -> Dropout (512-256-128 by default), AdamW, class-weighted
 cross-entropy, early stopping on the UAR of a speaker-disjoint validation split of the training
 rows (whose augmented copies are left out of training), best epoch's weights restored. Seeded and
-deterministic; runs on CUDA, Apple MPS or CPU (``device: auto``).
+deterministic on the CPU; runs on CUDA, Apple MPS or CPU (``device: auto``). On CUDA cuBLAS is made
+deterministic, but some kernels (e.g. the weighted loss) have no deterministic version: torch warns,
+and GPU runs may differ in the last digits.
 
 Saved as safetensors (weights) + JSON (settings, classes, scaler, history): loading executes no
 code and rebuilds an estimator that predicts identically.
@@ -12,6 +14,7 @@ code and rebuilds an estimator that predicts identically.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,7 +108,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.module_.eval()
         with torch.no_grad():
             logits = self._logits(torch.from_numpy(np.ascontiguousarray(X)).to(self.device_))
-            return torch.softmax(logits, 1).double().cpu().numpy()
+            return torch.softmax(logits, 1).cpu().double().numpy()  # MPS has no float64: convert on the CPU
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]
@@ -197,6 +200,8 @@ def _uar(actual: np.ndarray, predicted: np.ndarray) -> float:
 def _seeded(seed: int, device: str) -> Iterator[None]:
     """Seed torch (without touching the caller's RNG state) and use deterministic algorithms."""
     devices = list(range(torch.cuda.device_count())) if device == "cuda" else []
+    if devices:  # deterministic cuBLAS; read when cuBLAS starts, i.e. at this process's first CUDA matmul
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     with torch.random.fork_rng(devices=devices):
