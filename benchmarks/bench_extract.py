@@ -19,7 +19,10 @@ The bare variants decode their clips in the timed section too (about 1 ms a clip
 prints audio seconds per wall-clock second and per CPU second of each, the pipeline's speed as a
 share of the bare batched pass (overall and the median over chunks, which is robust to load
 spikes), the share of processed samples that were padding (here, and for a CREMA-D-sized corpus
-from the batching rule alone), and the peak resident memory (VmHWM) of this process.
+from the batching rule alone), and the peak resident memory (VmHWM) of this process. Then, for
+memory alone, the pipeline runs as the extract stage does (one call over the clips, in their
+random order, in a fresh process) over half of the clips and over all of them, and each child
+reports its own peak: memory that stays flat shows as two equal figures.
 """
 
 from __future__ import annotations
@@ -66,6 +69,22 @@ def peak_rss_mb() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
     return peak / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def pipeline_peak(model: str, manifest_csv: str, n: int, batch_seconds: float, device: str) -> None:
+    """(child process) Extract the first ``n`` clips of the manifest into an empty cache; print VmHWM."""
+    import pandas as pd
+
+    from ser.config import AugmentParams
+    from ser.extract import extract
+    from ser.features.ssl import SslEncoder
+
+    manifest = pd.read_csv(manifest_csv, dtype={"clip_id": str}).head(n)
+    extractor = SslEncoder(model, layers="last", pooling="mean", device=device)
+    with tempfile.TemporaryDirectory() as cache:
+        out = extract(manifest, extractor, Path(cache), AugmentParams(n_augmentations=0), batch_seconds=batch_seconds)
+    assert out.failed.empty and len(out.X) == n
+    print(f"{peak_rss_mb():.0f}")
 
 
 def make_clips(folder: Path, n: int, seed: int = 0):
@@ -136,7 +155,9 @@ def main() -> None:
             print("writing a random WavLM-Large to a temp folder ...", flush=True)
             subprocess.run([sys.executable, __file__, "--write-model", model], check=True)
         (tmp / "clips").mkdir()
-        manifest = make_clips(tmp / "clips", args.clips).sort_values("duration", ignore_index=True)
+        manifest = make_clips(tmp / "clips", args.clips)
+        manifest.to_csv(tmp / "manifest.csv", index=False)  # random order, for the memory runs
+        manifest = manifest.sort_values("duration", ignore_index=True)
         audio = float(manifest["duration"].sum())
         extractor = SslEncoder(model, layers="last", pooling="mean", device=args.device)
         device, dtype = extractor.device, extractor.dtype
@@ -164,6 +185,11 @@ def main() -> None:
             waves = [(Job("", "", ""), load(p)) for p in chunk["path"]]
             bare([[w for _, w in b] for b in length_batches(waves, cap)])
 
+        def child_peak(n: int) -> float:
+            cmd = [sys.executable, __file__, "--pipeline-peak", model, str(tmp / "manifest.csv"), str(n),
+                   str(args.batch_seconds), args.device]
+            return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[-1])
+
         def single(chunk, r: int) -> None:
             bare([[load(p)] for p in chunk["path"]])
 
@@ -184,6 +210,8 @@ def main() -> None:
                         processed += stats["audio_seconds"] + stats["padded_seconds"]
             print(f"round {r + 1}: " + ", ".join(f"{k} {audio * (r + 1) / sum(v):.2f}" for k, v in wall.items()),
                   flush=True)
+        print("memory: the pipeline alone over half of the clips, then all, each in a fresh process ...", flush=True)
+        peaks = {n: child_peak(n) for n in (args.clips // 2, args.clips)}
 
     import numpy as np
 
@@ -205,7 +233,8 @@ def main() -> None:
     print(f"  padding, these clips       {padded / processed:6.1%} of processed samples")
     print(f"  padding, CREMA-D-sized     {corpus:6.1%} (7442 clips + 2 stretched copies each; "
           f"{per_batch:.1f} clips per batch)")
-    print(f"  peak RSS                   {peak_rss_mb():6.0f} MB")
+    print(f"  peak RSS, this process     {peak_rss_mb():6.0f} MB (model + all three variants)")
+    print("  peak RSS, pipeline alone   " + ", ".join(f"{mb:.0f} MB over {n} clips" for n, mb in peaks.items()))
     if device.type == "cuda":
         print(f"  peak GPU memory            {torch.cuda.max_memory_allocated(device) / 2**20:6.0f} MB")
 
@@ -213,5 +242,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--write-model":
         make_model(Path(sys.argv[2]))
+    elif len(sys.argv) == 7 and sys.argv[1] == "--pipeline-peak":
+        pipeline_peak(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
     else:
         main()
