@@ -13,9 +13,12 @@ makes every number slower).
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the train stage sets it
+
 import argparse
 import logging
-import os
 import platform
 import resource
 import sys
