@@ -192,3 +192,36 @@ def pool(states: Sequence[torch.Tensor] | dict[int, torch.Tensor], mask: torch.T
 def frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:
     """(batch, length) bool: True for the first ``frames[b]`` frames of each row."""
     return torch.arange(length, device=frames.device)[None, :] < frames[:, None]
+
+
+class NeuralEncoder:
+    """What the ssl and whisper extractors share: their settings, device and dtype, the checkpoint's
+    config, a fingerprint of its weights, and memory that stays flat over thousands of batches.
+    A subclass loads its model and implements ``_embed`` (one batch of waves -> pooled vectors)."""
+
+    kind = ""  # the features.extractor name
+    sample_rate: int
+
+    def __init__(self, model: str, layers: str | int | list[int], pooling: str, device: str):
+        from transformers import AutoConfig
+
+        self.name, self.layers, self.pooling = model, layers, pooling
+        self.device = pick_device(device)
+        self.dtype = dtype_for(self.device)
+        self.memory = HeapTrimmer()
+        self.config = load_pretrained(AutoConfig.from_pretrained, model)
+        self.weights = fingerprint(model)
+
+    def settings(self) -> dict:
+        return {"extractor": self.kind, "model": self.name, "weights": self.weights, "layers": self.layers,
+                "pooling": self.pooling, "sample_rate": self.sample_rate,
+                "dtype": str(self.dtype).removeprefix("torch.")}
+
+    def transform(self, waves: list[np.ndarray]) -> np.ndarray:
+        """One pooled vector per wave (a batch of clips)."""
+        vectors = self._embed(waves)
+        self.memory.after_batch()
+        return vectors
+
+    def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError

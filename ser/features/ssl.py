@@ -27,18 +27,17 @@ log = logging.getLogger(__name__)
 FAMILIES = ("wavlm", "hubert", "wav2vec2", "wav2vec2-conformer", "data2vec-audio", "unispeech", "unispeech-sat")
 
 
-class SslEncoder:
+class SslEncoder(encoder.NeuralEncoder):
     """Pooled hidden states of a wav2vec2-style encoder."""
+
+    kind = "ssl"
 
     def __init__(self, model: str, layers: str | int | list[int] = "last", pooling: str = "mean",
                  device: str = "auto"):
-        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, Wav2Vec2FeatureExtractor
+        from transformers import AutoFeatureExtractor, AutoModel, Wav2Vec2FeatureExtractor
 
-        self.name, self.layers, self.pooling = model, layers, pooling
-        self.device = encoder.pick_device(device)
-        self.dtype = encoder.dtype_for(self.device)
-        self.memory = encoder.HeapTrimmer()
-        config = encoder.load_pretrained(AutoConfig.from_pretrained, model)
+        super().__init__(model, layers, pooling, device)
+        config = self.config
         if config.model_type not in FAMILIES:
             hint = " (set features.extractor: whisper)" if config.model_type == "whisper" else ""
             raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint; features.extractor "
@@ -56,34 +55,25 @@ class SslEncoder:
         self.pads = self.takes_mask and layer_norm_front
         self.indices, self.average = encoder.select_layers(layers, config.num_hidden_layers + 1)
         self.all_states = self.average or self.indices != [config.num_hidden_layers]
-        self.weights = encoder.fingerprint(model)
         self.model = encoder.load_pretrained(AutoModel.from_pretrained, model, dtype=self.dtype)
         self.model.to(self.device).eval()
         log.info("%s (%s, %d layers) on %s, %s; %s", model, config.model_type, config.num_hidden_layers,
                  self.device, str(self.dtype).removeprefix("torch."),
                  "padded batches with attention mask" if self.pads else "batches of equal-length clips only")
 
-    def settings(self) -> dict:
-        return {"extractor": "ssl", "model": self.name, "weights": self.weights, "layers": self.layers,
-                "pooling": self.pooling, "sample_rate": self.sample_rate,
-                "dtype": str(self.dtype).removeprefix("torch.")}
-
-    def transform(self, waves: list[np.ndarray]) -> np.ndarray:
+    def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
         if self.pads:
-            vectors = self._embed(waves)
-        else:
-            by_length = defaultdict(list)
-            for i, wave in enumerate(waves):
-                by_length[len(wave)].append(i)
-            out = {}
-            for rows in by_length.values():
-                out.update(zip(rows, self._embed([waves[i] for i in rows])))
-            vectors = np.stack([out[i] for i in range(len(waves))])
-        self.memory.after_batch()
-        return vectors
+            return self._forward(waves)
+        by_length = defaultdict(list)
+        for i, wave in enumerate(waves):
+            by_length[len(wave)].append(i)
+        out = {}
+        for rows in by_length.values():
+            out.update(zip(rows, self._forward([waves[i] for i in rows])))
+        return np.stack([out[i] for i in range(len(waves))])
 
     @torch.inference_mode()
-    def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
+    def _forward(self, waves: list[np.ndarray]) -> np.ndarray:
         values = [self.preprocessor(w, sampling_rate=self.sample_rate, return_tensors="np")["input_values"][0]
                   for w in waves]
         lengths = torch.tensor([len(v) for v in values])

@@ -28,18 +28,17 @@ from . import encoder
 log = logging.getLogger(__name__)
 
 
-class WhisperEncoder:
+class WhisperEncoder(encoder.NeuralEncoder):
     """Pooled hidden states of a Whisper encoder over the real frames of each clip."""
+
+    kind = "whisper"
 
     def __init__(self, model: str, layers: str | int | list[int] = "last", pooling: str = "mean",
                  device: str = "auto"):
-        from transformers import AutoConfig, AutoFeatureExtractor, WhisperFeatureExtractor, WhisperModel
+        from transformers import AutoFeatureExtractor, WhisperFeatureExtractor, WhisperModel
 
-        self.name, self.layers, self.pooling = model, layers, pooling
-        self.device = encoder.pick_device(device)
-        self.dtype = encoder.dtype_for(self.device)
-        self.memory = encoder.HeapTrimmer()
-        config = encoder.load_pretrained(AutoConfig.from_pretrained, model)
+        super().__init__(model, layers, pooling, device)
+        config = self.config
         if config.model_type != "whisper":
             raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint, not Whisper; "
                                "set features.model to an openai/whisper-* id or a Whisper folder "
@@ -55,7 +54,6 @@ class WhisperEncoder:
         n_layers = config.encoder_layers
         self.indices, self.average = encoder.select_layers(layers, n_layers + 1)
         self.depth = n_layers if self.average else max(self.indices)
-        self.weights = encoder.fingerprint(model)
         whole = encoder.load_pretrained(WhisperModel.from_pretrained, model, dtype=self.dtype)
         self.encoder = whole.get_encoder().to(self.device).eval()
         del whole  # the decoder is never used
@@ -63,9 +61,7 @@ class WhisperEncoder:
                  str(self.dtype).removeprefix("torch."))
 
     def settings(self) -> dict:
-        return {"extractor": "whisper", "model": self.name, "weights": self.weights, "layers": self.layers,
-                "pooling": self.pooling, "sample_rate": self.sample_rate, "max_seconds": self.max_frames / 100,
-                "dtype": str(self.dtype).removeprefix("torch.")}
+        return {**super().settings(), "max_seconds": self.max_frames / 100}
 
     def log_mel(self, wave: np.ndarray) -> np.ndarray:
         """(mels, frames) log-mel of the real length, frames even and at most 30 s."""
@@ -81,11 +77,6 @@ class WhisperEncoder:
         if frames < 2:
             raise ValueError(f"clip too short for Whisper: {len(wave)} samples")
         return mel[:, :frames]
-
-    def transform(self, waves: list[np.ndarray]) -> np.ndarray:
-        vectors = self._embed(waves)
-        self.memory.after_batch()
-        return vectors
 
     @torch.inference_mode()
     def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
