@@ -147,22 +147,15 @@ def test_restarts_when_the_server_ignores_range(server, tmp_path):
     assert server.seen[0].status == 200
 
 
-def test_416_with_a_complete_part_keeps_it(server, tmp_path):
+@pytest.mark.parametrize("extra, statuses", [(b"", [416]), (b"garbage", [416, 200])],
+                         ids=["complete part is kept", "oversized part restarts"])
+def test_416_keeps_a_complete_part_and_restarts_an_oversized_one(server, tmp_path, extra, statuses):
     body = wav_bytes()
     server.add("/a.wav", body)
-    (tmp_path / "a.wav.part").write_bytes(body)
+    (tmp_path / "a.wav.part").write_bytes(body + extra)
     fetch(server, tmp_path / "a.wav")
     assert (tmp_path / "a.wav").read_bytes() == body
-    assert [s.status for s in server.seen] == [416]
-
-
-def test_416_with_an_oversized_part_restarts(server, tmp_path):
-    body = wav_bytes()
-    server.add("/a.wav", body)
-    (tmp_path / "a.wav.part").write_bytes(body + b"garbage")
-    fetch(server, tmp_path / "a.wav")
-    assert (tmp_path / "a.wav").read_bytes() == body
-    assert [s.status for s in server.seen] == [416, 200]
+    assert [s.status for s in server.seen] == statuses
 
 
 def test_an_invalid_existing_file_is_downloaded_again(server, tmp_path):
