@@ -35,7 +35,7 @@ from embedding_fixtures import make_embeddings  # noqa: E402
 from ser import classifiers  # noqa: E402
 from ser.classifiers.devices import cpu_cores  # noqa: E402
 from ser.config import load_params  # noqa: E402
-from ser.cv import cross_validate  # noqa: E402
+from ser.cv import cross_validate, plan  # noqa: E402
 
 NAMES = ("svm", "xgboost", "mlp")
 
@@ -51,7 +51,7 @@ def run(name: str, X: np.ndarray, meta, folds: int, final: bool) -> dict:
 
     load_before, cpu_before = os.getloadavg()[0], _cpu_seconds()
     start = time.perf_counter()
-    result = cross_validate(X, meta, labels, fit_fold, folds, "speaker", params.seed)
+    result = cross_validate(X, meta, labels, fit_fold, plan(meta["speaker"].to_numpy(), folds, "speaker"), params.seed)
     seconds = time.perf_counter() - start
     out = {"classifier": name, "cv_s": seconds, "cpu_s": _cpu_seconds() - cpu_before,
            "uar": float(np.mean([f["uar"] for f in result.folds])), "load": (load_before, os.getloadavg()[0])}

@@ -30,6 +30,7 @@ class DataParams(_Section):
     label_map: dict[str, str] | None = None
     sample_rate: int = Field(16000, gt=0)
     min_duration: float = Field(0.25, ge=0)
+    max_duration: float | None = Field(60.0, gt=0, description="seconds; longer clips are excluded, null = no limit")
     silence_dbfs: float = Field(-60.0, le=0)
     workers: int = Field(4, ge=1)
 
@@ -71,6 +72,7 @@ class FeatureParams(_Section):
     pooling: Literal["mean", "mean_std"] = "mean"
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     batch_seconds: float = Field(30.0, gt=0, description="audio seconds per batch, padding included")
+    max_failed_fraction: float = Field(0.05, ge=0, le=1, description="extract fails above this share of clips")
     mfcc: MfccParams = MfccParams()
 
 
@@ -239,7 +241,8 @@ def _describe(err: ValidationError) -> str:
         elif e["type"] == "value_error" and not key:
             lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"  {key or '(top level)'}: {value!r} is invalid: {e['msg']}")
+            hint = " (quote it, e.g. '01', so YAML reads it as text)" if e["type"] == "string_type" else ""
+            lines.append(f"  {key or '(top level)'}: {value!r} is invalid: {e['msg']}{hint}")
     return "\n".join(lines)
 
 

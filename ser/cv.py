@@ -2,12 +2,16 @@
 
 Folds are drawn over original clips only (speaker-grouped by default); augmented copies of a clip
 go to the training side of the fold whose test side holds that clip's original, and are never
-tested. The estimator (scaler included) is rebuilt and refit inside every fold.
+tested. The estimator (scaler included) is rebuilt and refit inside every fold. With fewer
+speakers than ``cv.folds`` the folds become leave-one-speaker-out (:func:`plan`), and the
+protocol string says so wherever a number is printed.
 
 Inside a training fold, whatever needs held-out data (the MLP's early stopping, the SVM's
 probability calibration, the tuning objective) splits it again with :func:`grouped_folds` /
-:func:`validation_split`: whole speakers go to one side, so augmented copies always travel with
-their original, and only original clips are scored.
+:func:`validation_split`, over the units :func:`split_units` picks: whole speakers when the outer
+folds are by speaker and the rows hold two or more of them, else whole clips (so augmented copies
+always travel with their original). Only original clips are scored. Which units were used is
+returned with the split, so the fold record can say it.
 """
 
 from __future__ import annotations
@@ -27,24 +31,53 @@ from .metrics import HEADLINE, scores
 log = logging.getLogger(__name__)
 
 
-def protocol(folds: int, group_by: str) -> str:
-    """How a number was measured, printed next to it everywhere."""
-    if group_by == "speaker":
-        return f"{folds}-fold speaker-independent CV (StratifiedGroupKFold by speaker)"
-    return f"{folds}-fold stratified CV, speakers shared across folds (not speaker-independent)"
+@dataclass(frozen=True)
+class Plan:
+    """The outer CV protocol a run uses: ``folds`` folds, grouped by speaker or not."""
+
+    folds: int
+    group_by: str  # speaker | none
+    requested: int  # cv.folds as set in params.yaml
+
+    @property
+    def leave_one_speaker_out(self) -> bool:
+        return self.group_by == "speaker" and self.folds < self.requested
+
+    @property
+    def protocol(self) -> str:
+        """How a number was measured, printed next to it everywhere."""
+        if self.leave_one_speaker_out:
+            return (f"leave-one-speaker-out CV ({self.folds} folds: {self.folds} speakers, fewer than "
+                    f"cv.folds={self.requested})")
+        if self.group_by == "speaker":
+            return f"{self.folds}-fold speaker-independent CV (StratifiedGroupKFold by speaker)"
+        return f"{self.folds}-fold stratified CV, speakers shared across folds (not speaker-independent)"
 
 
-def assign_folds(labels: np.ndarray, speakers: np.ndarray, folds: int, group_by: str, seed: int) -> np.ndarray:
-    """Fold index of each original clip; with ``group_by='speaker'`` a speaker sits in one fold."""
+def plan(speakers: np.ndarray, folds: int, group_by: str) -> Plan:
+    """The protocol for these clips' speakers: ``folds`` folds, or one per speaker when there are
+    fewer speakers than folds (leave-one-speaker-out, the honest default for TESS or SAVEE)."""
+    if group_by != "speaker":
+        return Plan(folds, group_by, folds)
     n_speakers = len(np.unique(speakers))
-    if group_by == "speaker":
-        if n_speakers < folds:
-            raise ValueError(f"cv.folds={folds} needs at least {folds} speakers for speaker-independent "
-                             f"folds, the data has {n_speakers}; lower cv.folds or set cv.group_by: none")
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    if n_speakers < 2:
+        raise ValueError(f"speaker-independent CV needs two or more speakers, the data has {n_speakers}; "
+                         "set cv.group_by: none (speakers shared across folds, not speaker-independent)")
+    return Plan(min(folds, n_speakers), group_by, folds)
+
+
+def protocol(folds: int, group_by: str) -> str:
+    """The protocol string of ``folds`` folds as requested (no leave-one-speaker-out fallback)."""
+    return Plan(folds, group_by, folds).protocol
+
+
+def assign_folds(labels: np.ndarray, speakers: np.ndarray, cv: Plan, seed: int) -> np.ndarray:
+    """Fold index of each original clip; with ``group_by='speaker'`` a speaker sits in one fold."""
+    if cv.group_by == "speaker":
+        splitter = StratifiedGroupKFold(n_splits=cv.folds, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(labels)), labels, groups=speakers)
     else:
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splitter = StratifiedKFold(n_splits=cv.folds, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(labels)), labels)
     fold = np.full(len(labels), -1)
     for k, (_, test) in enumerate(splits):
@@ -62,26 +95,37 @@ def fold_indices(meta: pd.DataFrame, clip_fold: pd.Series, k: int) -> tuple[np.n
     return train, test
 
 
-def outer_folds(meta: pd.DataFrame, folds: int, group_by: str, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def outer_folds(meta: pd.DataFrame, cv: Plan, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train rows, test rows) of every outer fold, as :func:`cross_validate` uses them."""
     originals = meta[meta["aug"] == 0].drop_duplicates("clip_id")
-    fold_of = assign_folds(originals["label"].to_numpy(), originals["speaker"].to_numpy(), folds, group_by, seed)
+    fold_of = assign_folds(originals["label"].to_numpy(), originals["speaker"].to_numpy(), cv, seed)
     clip_fold = pd.Series(fold_of, index=originals["clip_id"].to_numpy())
-    return [fold_indices(meta, clip_fold, k) for k in range(folds)]
+    return [fold_indices(meta, clip_fold, k) for k in range(cv.folds)]
 
 
 # --- splits inside a training fold ---------------------------------------------------------------
 
-def split_units(n: int, groups: np.ndarray | None = None, clip_ids: np.ndarray | None = None) -> np.ndarray:
-    """What an inner split must keep whole, per row: the speaker when known, else the clip (so an
-    augmented copy stays with its original), else the row itself."""
-    for units in (groups, clip_ids):
-        if units is not None:
-            units = np.asarray(units)
-            if len(units) != n:
-                raise ValueError(f"got {len(units)} group labels for {n} rows")
-            return units
-    return np.arange(n)
+def split_units(n: int, groups: np.ndarray | None = None, clip_ids: np.ndarray | None = None,
+                scored: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """What an inner split must keep whole, per row, and its name: the speaker when given and the
+    scored rows hold two or more speakers; else the clip (so an augmented copy stays with its
+    original); else the row itself. A fallback from speakers to clips is named as such."""
+    def checked(units: np.ndarray) -> np.ndarray:
+        units = np.asarray(units)
+        if len(units) != n:
+            raise ValueError(f"got {len(units)} group labels for {n} rows")
+        return units
+
+    fallback = ""
+    if groups is not None:
+        groups = checked(groups)
+        n_speakers = len(np.unique(groups if scored is None else groups[np.asarray(scored, bool)]))
+        if n_speakers >= 2:
+            return groups, "speakers"
+        fallback = f" (fallback: {n_speakers} speaker in these rows, so whole clips are held out instead)"
+    if clip_ids is not None:
+        return checked(clip_ids), "clips" + fallback
+    return np.arange(n), "rows" + fallback
 
 
 def grouped_folds(y: np.ndarray, units: np.ndarray, n_splits: int, seed: int,
@@ -109,14 +153,15 @@ def grouped_folds(y: np.ndarray, units: np.ndarray, n_splits: int, seed: int,
 
 def validation_split(y: np.ndarray, groups: np.ndarray | None = None, clip_ids: np.ndarray | None = None,
                      aug: np.ndarray | None = None, fraction: float = 0.2,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, validation rows) holding out about ``fraction`` of the speakers (or clips when no
-    speakers are given). Validation rows are original clips only (``aug == 0``); augmented copies of
-    a validation clip are on neither side."""
-    units = split_units(len(y), groups, clip_ids)
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train rows, validation rows, units held out) holding out about ``fraction`` of the speakers
+    (or of the clips when fewer than two speakers are given, see :func:`split_units`). Validation rows
+    are original clips only (``aug == 0``); augmented copies of a validation clip are on neither side."""
     scored = None if aug is None else np.asarray(aug) == 0
+    units, kind = split_units(len(y), groups, clip_ids, scored)
     n_splits = max(2, round(1 / fraction))
-    return grouped_folds(y, units, n_splits, seed, scored)[0]
+    train, val = grouped_folds(y, units, n_splits, seed, scored)[0]
+    return train, val, kind
 
 
 # --- outer cross-validation ----------------------------------------------------------------------
@@ -134,16 +179,18 @@ class CVResult:
 
 
 def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fold: FitFold,
-                   folds: int, group_by: str, seed: int) -> CVResult:
+                   cv: Plan, seed: int) -> CVResult:
     """Out-of-fold predictions (with class probabilities) and per-fold metrics.
 
     ``meta`` holds one row per row of X: clip_id, label, speaker, aug (0 = original clip).
     ``fit_fold(train_rows, k)`` returns the estimator fitted on those rows and a dict of facts about
-    the fit for the fold record; labels are encoded as indices into ``labels``.
+    the fit for the fold record; labels are encoded as indices into ``labels``. What the fitted
+    classifier says of its own inner splits (``fit_facts_``, e.g. the MLP's early stopping) joins it.
     """
     result = CVResult(pd.DataFrame(), [])
     parts = []
-    for k, (train, test) in enumerate(outer_folds(meta, folds, group_by, seed)):
+    folds = cv.folds
+    for k, (train, test) in enumerate(outer_folds(meta, cv, seed)):
         log.info("fold %d/%d: fitting on %d rows (%d speakers), testing on %d clips (%d speakers)", k + 1, folds,
                  len(train), meta["speaker"].iloc[train].nunique(), len(test), meta["speaker"].iloc[test].nunique())
         model, facts = fit_fold(train, k)
@@ -155,7 +202,7 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
             part[f"p_{lab}"] = proba[:, i]
         s = scores(part["actual"], part["predicted"], labels)
         result.folds.append({"fold": k, "train_rows": len(train), "test_clips": len(test),
-                             **{m: s[m] for m in HEADLINE}, **facts})
+                             **{m: s[m] for m in HEADLINE}, **fit_facts(model), **facts})
         history = getattr(final_step(model), "history_", None)
         if history is not None:
             result.histories[k] = history
@@ -163,6 +210,11 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
         parts.append(part)
     result.oof = pd.concat(parts, ignore_index=True)
     return result
+
+
+def fit_facts(model: BaseEstimator) -> dict:
+    """What a fitted classifier reports about its inner splits (``fit_facts_``), or nothing."""
+    return dict(getattr(final_step(model), "fit_facts_", {}))
 
 
 def predict_proba(model: BaseEstimator, X: np.ndarray, n_labels: int) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Turn out-of-fold predictions into results/metrics.json: flat enough for ``dvc metrics show/diff``.
 
 DVC flattens nested keys (``cv.uar_mean``, ``per_class.angry.recall``; ``dvc metrics show`` also
-sorts them), shows strings as they are and silently drops lists and nulls; so this file holds
-numbers and short strings only, and the long-form protocol stays in results/cv.json.
+sorts them; so a dot inside a label is written as ``_``), shows strings as they are and silently
+drops lists and nulls; so this file holds numbers and short strings only, and the long-form
+protocol stays in results/cv.json.
 """
 
 from __future__ import annotations
@@ -60,11 +61,16 @@ def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict) -> tuple[dict, 
     metrics = {
         **{m: round(s[m], DIGITS) for m in HEADLINE},
         "cv": cv,
-        "per_class": {c: {k: round(v, DIGITS) if isinstance(v, float) else v for k, v in d.items()}
+        "per_class": {metric_key(c): {k: round(v, DIGITS) if isinstance(v, float) else v for k, v in d.items()}
                       for c, d in s["per_class"].items()},
         "context": context,
     }
     return metrics, s["confusion"]
+
+
+def metric_key(label: str) -> str:
+    """A label as a metrics.json key: DVC splits keys at dots, so '3.5' is written '3_5'."""
+    return str(label).replace(".", "_")
 
 
 def fold_table(cv_summary: dict) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from .audio import load
 from .augment import Augmenter
 from .cache import EmbeddingCache
 from .config import AugmentParams
+from .errors import FeatureError
 from .features import Extractor
 from .loader import Job, length_batches, padding, read_ahead
 
@@ -46,9 +47,13 @@ class Extraction:
 
 def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path = "embeddings/cache",
             augment: AugmentParams | None = None, seed: int = 0, batch_seconds: float = 30.0,
-            workers: int = 2) -> Extraction:
+            workers: int = 2, max_failed_fraction: float = 1.0) -> Extraction:
     """Embed ``manifest`` (clip_id, path, label, speaker, sha1[, duration]) plus ``augment.n_augmentations``
-    copies of each clip; vectors come from, and go to, the cache under ``cache_root``."""
+    copies of each clip; vectors come from, and go to, the cache under ``cache_root``.
+
+    Raises FeatureError as soon as more than ``max_failed_fraction`` of all vectors have failed: that
+    many failures point at the model or the driver, not at a few broken clips. What finished stays
+    cached, so the run resumes once the cause is fixed."""
     copies = augment.n_augmentations if augment else 0
     augmenter = Augmenter(augment, seed, extractor.sample_rate) if copies else None
     cache = EmbeddingCache(cache_root, extractor.settings(), augmenter.settings() if augmenter else None)
@@ -58,7 +63,8 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
     total = len(manifest) * (copies + 1)
     log.info("%s: %d of %d vectors (%d clips, each with %d augmented copies) cached in %s; computing %d",
              extractor.settings()["extractor"], total - len(todo), total, len(manifest), copies, cache.dir, len(todo))
-    failures, stats = _compute(todo, extractor, cache, augmenter, batch_seconds, workers)
+    failures, stats = _compute(todo, extractor, cache, augmenter, batch_seconds, workers,
+                               FailureBudget(int(max_failed_fraction * total), total))
     X, meta, failed = _assemble(manifest, cache, copies, failures)
     stats.update(cached=total - len(todo), cache_dir=str(cache.dir))
     log.info("%d rows of dim %d (%d clips, %d copies each); %d clips and %d copies left out", len(X),
@@ -67,8 +73,25 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
     return Extraction(X, meta, failed, stats)
 
 
+@dataclass
+class FailureBudget:
+    """How many of ``total`` vectors may fail before the run stops (features.max_failed_fraction)."""
+
+    allowed: int
+    total: int
+
+    def check(self, failures: dict[tuple[str, int], str]) -> None:
+        if len(failures) <= self.allowed:
+            return
+        first = "; ".join(f"{clip}{f' copy {k}' if k else ''}: {why}" for (clip, k), why in list(failures.items())[:3])
+        raise FeatureError(f"{len(failures)} of {self.total} vectors failed, more than features.max_failed_fraction "
+                           f"allows ({self.allowed}): the model, the device or the audio reader is broken rather "
+                           f"than a few clips. First reasons: {first}. Fix the cause and re-run: finished "
+                           "vectors are cached (or raise features.max_failed_fraction)")
+
+
 def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augmenter: Augmenter | None,
-             batch_seconds: float, workers: int) -> tuple[dict[tuple[str, int], str], dict]:
+             batch_seconds: float, workers: int, budget: FailureBudget) -> tuple[dict[tuple[str, int], str], dict]:
     """Embed ``todo`` into the cache; return {(clip_id, copy): reason} for what failed, and statistics."""
     sr = extractor.sample_rate
     failures: dict[tuple[str, int], str] = {}
@@ -98,6 +121,7 @@ def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augme
                 else:
                     cache.put(result, job.sha1, job.copy, job.clip_id)
                     stats["computed"] += 1
+            budget.check(failures)
             pad, size = padding(batch)
             padded, processed = padded + pad, processed + size
             stats["audio_seconds"] += (size - pad) / sr

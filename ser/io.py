@@ -67,6 +67,17 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+# columns that hold text whatever they look like: labels such as 01, nan, NA or 3.5 stay as written
+TEXT_COLUMNS = frozenset({"clip_id", "path", "label", "speaker", "actual", "predicted", "sha1", "sex", "reason"})
+
+
+def read_table(path: str | Path, usecols: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV this project wrote: text columns as strings, never parsed as numbers or NaN."""
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, usecols=usecols, dtype={c: str for c in header if c in TEXT_COLUMNS},
+                       keep_default_na=False, na_values={c: [""] for c in header if c not in TEXT_COLUMNS})
+
+
 def read_embeddings(path: str | Path = "embeddings/features.npz") -> tuple[np.ndarray, pd.DataFrame]:
     """Load an embeddings npz: (X, meta with clip_id, label, speaker, aug per row)."""
     with np.load(path, allow_pickle=False) as z:

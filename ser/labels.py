@@ -19,6 +19,7 @@ ALIASES = {
 
 
 def canonical(label: str) -> str:
-    """Map a corpus spelling to its canonical name; unknown labels pass through lower-cased."""
-    key = str(label).strip().lower()
-    return ALIASES.get(key, key)
+    """Map a corpus spelling (any case) to its canonical name; other labels pass through as written,
+    only stripped of surrounding spaces: ``01``, ``NA`` or ``très fâché`` stay what they are."""
+    text = str(label).strip()
+    return ALIASES.get(text.lower(), text)

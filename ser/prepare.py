@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from . import datasets
+from . import datasets, feasibility
 from .audio import probe
 from .config import Params
 from .errors import DatasetError
@@ -37,9 +37,17 @@ def scan_corpus(params: Params) -> pd.DataFrame:
 
 def select_labels(clips: pd.DataFrame, labels: Sequence[str] | None,
                   label_map: dict[str, str] | None) -> pd.DataFrame:
-    """Apply ``data.label_map`` (labels not in it stay as they are), then keep ``data.labels``."""
+    """Apply ``data.label_map`` (labels not in it stay as they are), then keep ``data.labels``.
+
+    A ``label_map`` key or a ``data.labels`` entry that names no label of the corpus is refused: a
+    typo would otherwise drop that class's clips without a trace."""
     clips = clips.copy()
+    present = sorted(clips["label"].unique())
     if label_map:
+        unknown = sorted(set(label_map) - set(present))
+        if unknown:
+            raise DatasetError(f"data.label_map: key(s) {unknown} name no label of this corpus; its labels are "
+                               f"{present}")
         clips["label"] = clips["label"].map(lambda x: label_map.get(x, x))
     if labels:
         unknown = sorted(set(labels) - set(clips["label"]))
@@ -50,9 +58,13 @@ def select_labels(clips: pd.DataFrame, labels: Sequence[str] | None,
     return clips.reset_index(drop=True)
 
 
-def read_clips(clips: pd.DataFrame, min_duration: float, silence_dbfs: float,
+def read_clips(clips: pd.DataFrame, min_duration: float, max_duration: float | None, silence_dbfs: float,
                workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read every clip once, in parallel; return (usable clips, excluded clips with a reason)."""
+    """Read every clip once, in parallel; return (usable clips, excluded clips with a reason).
+
+    Besides unreadable, too short and silent clips, this excludes clips longer than ``max_duration``
+    and every further copy of the same audio (same content hash) under another clip id: copies on
+    both sides of a fold would test a clip the model was trained on."""
     def one(path: str):
         return probe(path, min_duration, silence_dbfs)
 
@@ -61,6 +73,14 @@ def read_clips(clips: pd.DataFrame, min_duration: float, silence_dbfs: float,
                            unit="clip", mininterval=1.0))
     info = pd.DataFrame([asdict(p) for p in probes], index=clips.index)
     full = pd.concat([clips, info], axis=1)
+    if max_duration is not None:
+        long = (full["reason"] == "") & (full["duration"] > max_duration)
+        full.loc[long, "reason"] = [f"too long: {d:.1f} s > data.max_duration {max_duration} s"
+                                    for d in full.loc[long, "duration"]]
+    usable = full["reason"] == ""
+    first = full[usable].drop_duplicates("sha1").set_index("sha1")["clip_id"]
+    copy = usable & full["sha1"].duplicated()
+    full.loc[copy, "reason"] = [f"duplicate audio: same content as clip {first[h]}" for h in full.loc[copy, "sha1"]]
     bad = full["reason"] != ""
     excluded = full.loc[bad, ["clip_id", "path", "label", "speaker", "reason"]].reset_index(drop=True)
     manifest = full.loc[~bad].drop(columns="reason").reset_index(drop=True)
@@ -89,14 +109,26 @@ def build_manifest(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         raise DatasetError(f"clip id {dup!r} appears twice in the {params.dataset} corpus listing")
     log.info("%s: %d clips listed, reading each once with %d workers", params.dataset, len(clips),
              params.data.workers)
-    manifest, excluded = read_clips(clips, params.data.min_duration, params.data.silence_dbfs,
-                                    params.data.workers)
+    manifest, excluded = read_clips(clips, params.data.min_duration, params.data.max_duration,
+                                    params.data.silence_dbfs, params.data.workers)
     for row in excluded.itertuples():
         log.warning("excluded %s: %s", row.path, row.reason)
     if manifest.empty:
         raise DatasetError(f"no usable clips in {params.dataset}: all {len(excluded)} were excluded "
                            "(see data/excluded.csv)")
     summary = summarize(params, manifest, excluded)
-    log.info("manifest: %d clips, %d speakers, %.2f h; %d excluded", summary["clips"],
-             summary["speakers"], summary["hours"], summary["excluded"])
+    log.info("manifest: %d clips, %d speakers, %.2f h; %d excluded (%d duplicate audio)", summary["clips"],
+             summary["speakers"], summary["hours"], summary["excluded"],
+             summary["excluded_reasons"].get("duplicate audio", 0))
     return manifest, excluded, summary
+
+
+def prepare(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """:func:`build_manifest`, then the check that training can run on it (:mod:`ser.feasibility`),
+    so a corpus that cannot be cross-validated as configured fails now, not after extraction."""
+    manifest, excluded, summary = build_manifest(params)
+    feasible = feasibility.check(manifest, params.cv, params.seed)
+    log.info("train will use %s", feasible.plan.protocol)
+    for note in feasible.notes:
+        log.info("cv: %s", note)
+    return manifest, excluded, {**summary, "cv": feasible.summary()}

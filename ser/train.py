@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import classifiers, tuning
+from . import classifiers, feasibility, tuning
 from .config import Params
-from .cv import cross_validate, protocol
+from .cv import Plan, cross_validate, fit_facts
 from .io import write_json
 from .metrics import HEADLINE
 
@@ -28,11 +28,12 @@ class Trained:
     curves: pd.DataFrame  # per-epoch history of every fit (results/learning_curves.csv); empty without one
 
 
-def summarize_folds(per_fold: list[dict], params: Params) -> dict:
+def summarize_folds(per_fold: list[dict], params: Params, cv_plan: Plan, notes: list[str]) -> dict:
     """results/cv.json: per-fold metrics (and best params when tuning) and their mean and std."""
     table = pd.DataFrame(per_fold)
     return {
-        "protocol": protocol(params.cv.folds, params.cv.group_by),
+        "protocol": cv_plan.protocol,
+        "notes": notes,
         "classifier": params.classifier,
         "params": getattr(params, params.classifier).model_dump(),
         "folds": per_fold,
@@ -57,9 +58,13 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
     labels = sorted(meta["label"].unique())
     y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     cfg = params.tune
+    # prepare checked the manifest; clips left out by extraction can change the answer, so check again
+    feasible = feasibility.check(meta[meta["aug"] == 0], params.cv, params.seed)
     log.info("%s on %d rows (%d original clips), %d classes; %s%s", params.classifier, len(X),
-             int((meta["aug"] == 0).sum()), len(labels), protocol(params.cv.folds, params.cv.group_by),
+             int((meta["aug"] == 0).sum()), len(labels), feasible.plan.protocol,
              f"; tuning {cfg.n_trials} trials per fold" if cfg.enabled else "")
+    for note in feasible.notes:
+        log.info("cv: %s", note)
     data_fp = tuning.fingerprint(X, meta, params) if cfg.enabled else ""
 
     def fit_on(rows: np.ndarray, part: str) -> tuple:
@@ -69,22 +74,23 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
             found = tuning.tune(X[rows], y[rows], meta.iloc[rows], params, tuning.study_name(params, data_fp, part))
             used = tuning.with_overrides(params, found.best_params)
             facts = {"best_params": found.best_params, "inner_uar": found.best_value, "study": found.study_name,
-                     "trials": found.n_trials}
-        model = classifiers.fit(module.build(used, params.seed), X[rows], y[rows], meta.iloc[rows])
+                     "trials": found.n_trials, "tuning_split": found.split}
+        model = classifiers.fit(module.build(used, params.seed), X[rows], y[rows], meta.iloc[rows], params.cv.group_by)
         return model, facts, used
 
     def fit_fold(rows: np.ndarray, k: int) -> tuple:
         model, facts, _ = fit_on(rows, f"fold{k}")
         return model, facts
 
-    cv = cross_validate(X, meta, labels, fit_fold, params.cv.folds, params.cv.group_by, params.seed)
-    summary = summarize_folds(cv.folds, params)
+    cv = cross_validate(X, meta, labels, fit_fold, feasible.plan, params.seed)
+    summary = summarize_folds(cv.folds, params, feasible.plan, feasible.notes)
     log.info("CV mean accuracy %.3f, UAR %.3f (std %.3f)", summary["mean"]["accuracy"], summary["mean"]["uar"],
              summary["std"]["uar"])
 
     log.info("fitting the final model on all %d rows", len(X))
     model, facts, used = fit_on(np.arange(len(X)), "final")
     final_params = getattr(used, params.classifier).model_dump()
+    summary["final"] = {"rows": len(X), **fit_facts(model)}
     if cfg.enabled:
         summary["tuning"] = {
             "objective": f"UAR on {cfg.validation_fraction:.0%} of the training speakers of each fold "

@@ -38,7 +38,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 from sklearn.metrics import balanced_accuracy_score
 
-from . import classifiers
+from . import classifiers, feasibility
 from .config import Params
 from .cv import outer_folds, validation_split
 
@@ -94,6 +94,7 @@ class TuneResult:
     best_params: dict  # overrides of the classifier's params group
     best_value: float  # UAR on the inner validation speakers
     n_trials: int  # finished trials in the study
+    split: str = "speakers"  # what the objective's validation split held out
 
 
 def fingerprint(X: np.ndarray, meta: pd.DataFrame, params: Params) -> str:
@@ -139,13 +140,15 @@ def tune(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, params: Params, name:
     """Search the classifier's params on these (training) rows until the study has ``tune.n_trials``
     finished trials; return the best trial's overrides."""
     space, module = SPACES[params.classifier], classifiers.get(params.classifier)
-    fit_rows, val_rows = validation_split(y, meta["speaker"].to_numpy(), meta["clip_id"].to_numpy(),
-                                          meta["aug"].to_numpy(), params.tune.validation_fraction, params.seed)
+    speakers = meta["speaker"].to_numpy() if params.cv.group_by == "speaker" else None
+    fit_rows, val_rows, units = validation_split(y, speakers, meta["clip_id"].to_numpy(), meta["aug"].to_numpy(),
+                                                 params.tune.validation_fraction, params.seed)
 
     def objective(trial: optuna.Trial) -> float:
         model = module.build(with_overrides(params, space(trial)), params.seed)
         callback = _pruning(trial) if params.classifier == "mlp" else None
-        classifiers.fit(model, X[fit_rows], y[fit_rows], meta.iloc[fit_rows], epoch_callback=callback)
+        classifiers.fit(model, X[fit_rows], y[fit_rows], meta.iloc[fit_rows], params.cv.group_by,
+                        epoch_callback=callback)
         return float(balanced_accuracy_score(y[val_rows], model.predict(X[val_rows])))
 
     study = open_study(params, name, seeded)
@@ -159,7 +162,8 @@ def tune(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, params: Params, name:
         study.optimize(objective, n_trials=todo, timeout=cfg.timeout, n_jobs=cfg.n_jobs, gc_after_trial=True,
                        callbacks=[MaxTrialsCallback(cfg.n_trials, states=FINISHED)])
     best = study.best_trial
-    result = TuneResult(name, space(optuna.trial.FixedTrial(best.params)), float(best.value), _finished(study))
+    result = TuneResult(name, space(optuna.trial.FixedTrial(best.params)), float(best.value), _finished(study),
+                        units)
     log.info("tuning %s: best inner UAR %.3f (trial %d of %d) with %s", name, result.best_value, best.number,
              result.n_trials, result.best_params)
     return result
@@ -188,8 +192,8 @@ def main() -> None:
     labels = sorted(meta["label"].unique())
     y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     fp = fingerprint(X, meta, params)
-    parts = [(f"fold{k}", train) for k, (train, _) in enumerate(outer_folds(meta, params.cv.folds,
-                                                                             params.cv.group_by, params.seed))]
+    cv_plan = feasibility.check(meta[meta["aug"] == 0], params.cv, params.seed).plan
+    parts = [(f"fold{k}", train) for k, (train, _) in enumerate(outer_folds(meta, cv_plan, params.seed))]
     for part, rows in [*parts, ("final", np.arange(len(X)))]:
         tune(X[rows], y[rows], meta.iloc[rows].reset_index(drop=True), params, study_name(params, fp, part),
              seeded=False)

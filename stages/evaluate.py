@@ -3,12 +3,10 @@ results/predictions.csv and PNGs (confusion, per class, spread across folds, lea
 
 import logging
 
-import pandas as pd
-
 from ser.cli import run_stage
 from ser.config import load_params
 from ser.evaluate import evaluate, fold_table, labels_of, read_learning_curves, run_context
-from ser.io import read_json, write_csv, write_json
+from ser.io import read_json, read_table, write_csv, write_json
 from ser.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png
 from ser.report import features_label
 
@@ -17,7 +15,7 @@ log = logging.getLogger("stages.evaluate")
 
 def main() -> None:
     params = load_params()
-    oof = pd.read_csv("models/oof.csv", dtype={"speaker": str, "clip_id": str})
+    oof = read_table("models/oof.csv")
     cv_summary = read_json("results/cv.json")
     context = run_context(oof, read_json("data/prepare.json"), read_json("embeddings/features.json"),
                           cv_summary["protocol"], params.dataset, params.classifier)

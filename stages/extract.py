@@ -6,13 +6,11 @@ a re-run computes only what a changed setting or a new clip needs.
 
 import logging
 
-import pandas as pd
-
 from ser import features
 from ser.cli import run_stage
 from ser.config import load_params
 from ser.extract import extract
-from ser.io import write_json, write_npz
+from ser.io import read_table, write_json, write_npz
 
 log = logging.getLogger("stages.extract")
 CACHE = "embeddings/cache"
@@ -20,12 +18,13 @@ CACHE = "embeddings/cache"
 
 def main() -> None:
     params = load_params()
-    manifest = pd.read_csv("data/manifest.csv", dtype={"speaker": str, "clip_id": str, "label": str})
+    manifest = read_table("data/manifest.csv")
     extractor = features.build(params)  # loads the model: a missing one fails here, before any work
     f, a = params.features, params.augment
     log.info("extracting %s features of %d clips + %d augmented copies each", f.extractor, len(manifest),
              a.n_augmentations)
-    result = extract(manifest, extractor, CACHE, a, params.seed, f.batch_seconds, params.data.workers)
+    result = extract(manifest, extractor, CACHE, a, params.seed, f.batch_seconds, params.data.workers,
+                     f.max_failed_fraction)
     X, meta = result.X, result.meta
     write_npz("embeddings/features.npz", X=X, **{c: meta[c].to_numpy(str) for c in ("clip_id", "label", "speaker")},
               aug=meta["aug"].to_numpy())

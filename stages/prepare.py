@@ -3,12 +3,12 @@
 from ser.cli import run_stage
 from ser.config import load_params
 from ser.io import write_csv, write_json
-from ser.prepare import build_manifest
+from ser.prepare import prepare
 
 
 def main() -> None:
     params = load_params(need_data=True)
-    manifest, excluded, summary = build_manifest(params)
+    manifest, excluded, summary = prepare(params)
     write_csv("data/excluded.csv", excluded)
     write_json("data/prepare.json", summary)
     write_csv("data/manifest.csv", manifest)

@@ -11,12 +11,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pathlib import Path
 
-import pandas as pd
-
 from ser.calibration import calibrate_oof
 from ser.cli import run_stage
 from ser.config import load_params
-from ser.io import read_embeddings, read_json, write_csv, write_json
+from ser.io import read_embeddings, read_json, read_table, write_csv, write_json
 from ser.segment import training_window
 from ser.train import train
 
@@ -26,7 +24,7 @@ def main() -> None:
     X, meta = read_embeddings("embeddings/features.npz")
     trained = train(X, meta, params, read_json("embeddings/features.json"), Path("models"))
     model_json = read_json("models/model.json")
-    manifest = pd.read_csv("data/manifest.csv", usecols=["clip_id", "duration"], dtype={"clip_id": str})
+    manifest = read_table("data/manifest.csv", usecols=["clip_id", "duration"])
     used = manifest["clip_id"].isin(meta["clip_id"])
     durations = manifest.loc[used, "duration"]
     model_json["max_clip_seconds"] = training_window(durations)  # predict: longer recordings are cut

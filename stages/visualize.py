@@ -13,7 +13,7 @@ import pandas as pd
 
 from ser.cli import run_stage
 from ser.config import load_params
-from ser.io import read_embeddings, read_json, write_csv
+from ser.io import read_embeddings, read_json, read_table, write_csv
 from ser.plots import scatter_png
 from ser.report import dataset_label, features_label
 from ser.umap2d import colourings, embed_2d
@@ -31,7 +31,7 @@ def main() -> None:
         X, meta = X[rows], meta.iloc[rows].reset_index(drop=True)
     manifest = Path("data/manifest.csv")
     if manifest.is_file() and "sex" in pd.read_csv(manifest, nrows=0).columns:
-        sex = pd.read_csv(manifest, usecols=["clip_id", "sex"], dtype=str).drop_duplicates("clip_id")
+        sex = read_table(manifest, usecols=["clip_id", "sex"]).drop_duplicates("clip_id")
         meta = meta.merge(sex, on="clip_id", how="left")
     log.info("UMAP of %d original clips x %d dims (PCA to %d first)", *X.shape, params.umap.pca_dims)
     xy = embed_2d(X, params.umap.n_neighbors, params.umap.min_dist, params.seed, params.umap.pca_dims)

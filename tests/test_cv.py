@@ -6,7 +6,7 @@ import pytest
 from embedding_fixtures import make_embeddings
 from sklearn.linear_model import LogisticRegression
 
-from ser.cv import CVResult, cross_validate, grouped_folds, outer_folds, protocol, validation_split
+from ser.cv import CVResult, Plan, cross_validate, grouped_folds, outer_folds, plan, protocol, validation_split
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -14,7 +14,7 @@ from ser.cv import CVResult, cross_validate, grouped_folds, outer_folds, protoco
 def test_speaker_folds_keep_speakers_and_copies_of_test_clips_out_of_training(seed, folds):
     _, meta = make_embeddings(clips=300, speakers=11, copies=2, weights=[3, 1, 1, 2], seed=seed)
     tested = []
-    for train, test in outer_folds(meta, folds, "speaker", seed):
+    for train, test in outer_folds(meta, Plan(folds, "speaker", folds), seed):
         tr, te = meta.iloc[train], meta.iloc[test]
         assert set(tr["speaker"]).isdisjoint(te["speaker"])
         assert set(tr["clip_id"]).isdisjoint(te["clip_id"])
@@ -28,7 +28,7 @@ def test_speaker_folds_keep_speakers_and_copies_of_test_clips_out_of_training(se
 def test_plain_stratified_folds_still_keep_copies_with_their_clip(seed):
     _, meta = make_embeddings(clips=200, speakers=4, copies=2, seed=seed)
     shared = 0
-    for train, test in outer_folds(meta, 5, "none", seed):
+    for train, test in outer_folds(meta, Plan(5, "none", 5), seed):
         tr, te = meta.iloc[train], meta.iloc[test]
         assert set(tr["clip_id"]).isdisjoint(te["clip_id"])
         assert (te["aug"] == 0).all()
@@ -38,18 +38,28 @@ def test_plain_stratified_folds_still_keep_copies_with_their_clip(seed):
     assert "speaker-independent" in protocol(5, "speaker")
 
 
-def test_too_few_speakers_names_the_fix():
+def test_fewer_speakers_than_folds_is_leave_one_speaker_out():
     _, meta = make_embeddings(clips=60, speakers=3)
+    cv = plan(meta["speaker"].to_numpy(), 5, "speaker")
+    assert cv.folds == 3 and cv.leave_one_speaker_out
+    assert cv.protocol.startswith("leave-one-speaker-out") and "cv.folds=5" in cv.protocol
+    for _, test in outer_folds(meta, cv, 0):
+        assert meta["speaker"].iloc[test].nunique() == 1
+    assert not plan(meta["speaker"].to_numpy(), 3, "speaker").leave_one_speaker_out
+
+
+def test_one_speaker_names_the_fix():
     with pytest.raises(ValueError, match="cv.group_by: none"):
-        outer_folds(meta, 5, "speaker", 0)
+        plan(np.array(["a", "a", "a"]), 5, "speaker")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_validation_split_holds_out_whole_speakers_and_scores_only_originals(seed):
     _, meta = make_embeddings(clips=300, speakers=10, copies=2, seed=seed)
     y = meta["label"].to_numpy()
-    train, val = validation_split(y, meta["speaker"].to_numpy(), meta["clip_id"].to_numpy(),
-                                  meta["aug"].to_numpy(), fraction=0.2, seed=seed)
+    train, val, units = validation_split(y, meta["speaker"].to_numpy(), meta["clip_id"].to_numpy(),
+                                         meta["aug"].to_numpy(), fraction=0.2, seed=seed)
+    assert units == "speakers"
     tr, va = meta.iloc[train], meta.iloc[val]
     assert set(tr["speaker"]).isdisjoint(va["speaker"])
     assert set(tr["clip_id"]).isdisjoint(va["clip_id"])
@@ -59,9 +69,19 @@ def test_validation_split_holds_out_whole_speakers_and_scores_only_originals(see
 
 def test_validation_split_without_speakers_holds_out_whole_clips():
     _, meta = make_embeddings(clips=100, speakers=2, copies=1)
-    train, val = validation_split(meta["label"].to_numpy(), None, meta["clip_id"].to_numpy(), meta["aug"].to_numpy())
+    train, val, units = validation_split(meta["label"].to_numpy(), None, meta["clip_id"].to_numpy(),
+                                         meta["aug"].to_numpy())
+    assert units == "clips"
     assert set(meta["clip_id"].iloc[train]).isdisjoint(meta["clip_id"].iloc[val])
     assert (meta["aug"].iloc[val] == 0).all()
+
+
+def test_validation_split_with_one_speaker_falls_back_to_clips_and_says_so():
+    _, meta = make_embeddings(clips=100, speakers=1, copies=1)
+    train, val, units = validation_split(meta["label"].to_numpy(), meta["speaker"].to_numpy(),
+                                         meta["clip_id"].to_numpy(), meta["aug"].to_numpy())
+    assert units.startswith("clips (fallback: 1 speaker")
+    assert len(val) > 0 and set(meta["clip_id"].iloc[train]).isdisjoint(meta["clip_id"].iloc[val])
 
 
 def test_grouped_folds_without_scored_rows_partition_all_rows():
@@ -92,7 +112,7 @@ def test_cross_validate_returns_out_of_fold_probabilities_and_fold_facts():
         seen.append(rows)
         return _WithHistory(max_iter=500).fit(X[rows], y[rows]), {"note": f"fold {k}"}
 
-    result = cross_validate(X, meta, labels, fit_fold, folds=4, group_by="speaker", seed=0)
+    result = cross_validate(X, meta, labels, fit_fold, Plan(4, "speaker", 4), seed=0)
     assert isinstance(result, CVResult)
     oof = result.oof
     assert len(oof) == 200 and oof["clip_id"].is_unique

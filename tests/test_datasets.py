@@ -131,7 +131,7 @@ def test_folder_of_label_folders(tmp_path, caplog):
                                                           "angry/a.wav": "angry"}
     assert set(frame["speaker"]) == {"unknown"}
     log = warnings(caplog)
-    assert "skipped 1 audio file(s)" in log and "speaker-independent folds are impossible" in log
+    assert "skipped 1 audio file(s)" in log  # no speakers: prepare's feasibility check stops it (test_corpora)
 
 
 def test_folder_csv(tmp_path, caplog):
@@ -159,7 +159,6 @@ def test_folder_csv_alternative_header(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         frame = folder.scan(tmp_path, csv)
     assert frame[COLUMNS].values.tolist() == [["x.wav", str(tmp_path / "x.wav"), "angry", "unknown"]]
-    assert "speaker-independent folds are impossible" in warnings(caplog)
 
 
 @pytest.mark.parametrize("text, error", [

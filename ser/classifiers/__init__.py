@@ -37,15 +37,19 @@ def final_step(model: BaseEstimator) -> BaseEstimator:
 
 
 def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame | None = None,
-        **extra) -> BaseEstimator:
+        group_by: str = "speaker", **extra) -> BaseEstimator:
     """``model.fit(X, y)``, also passing the rows' speakers (``groups``), clip ids and augmentation
     index (``aug``) from ``meta``, and any ``extra`` fit parameter, to the final step when its fit
-    accepts them (routed as ``<step>__groups`` etc. through a Pipeline)."""
+    accepts them (routed as ``<step>__groups`` etc. through a Pipeline).
+
+    Inner splits follow the outer protocol: with ``group_by='none'`` (folds not by speaker) no
+    speakers are passed, so they hold out whole clips."""
     step = final_step(model)
     accepted = inspect.signature(step.fit).parameters
     given = dict(extra)
     if meta is not None:
-        given.update({name: meta[column].to_numpy() for name, column in ROW_FACTS.items()})
+        given.update({name: meta[column].to_numpy() for name, column in ROW_FACTS.items()
+                      if name != "groups" or group_by == "speaker"})
     given = {k: v for k, v in given.items() if k in accepted and v is not None}
     if step is not model:
         name = model.steps[-1][0]

@@ -114,12 +114,19 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(1)]
 
     def _split(self, codes: np.ndarray, groups, clip_ids, aug) -> tuple[np.ndarray, np.ndarray]:
-        """Training and validation rows; no validation (fixed max_epochs) when nothing can be held out."""
+        """Training and validation rows; no validation (fixed max_epochs) when nothing can be held out.
+        Either way ``fit_facts_['early_stopping']`` says what was done."""
+        reason = "off: mlp.validation_fraction is 0"
         if self.validation_fraction > 0:
             try:
-                return validation_split(codes, groups, clip_ids, aug, self.validation_fraction, self.random_state)
+                train, val, kind = validation_split(codes, groups, clip_ids, aug, self.validation_fraction,
+                                                    self.random_state)
+                self.fit_facts_ = {"early_stopping": f"validation UAR on {len(val)} clips held out by {kind}"}
+                return train, val
             except ValueError as err:
+                reason = f"off: {err}"
                 log.warning("MLP: no early stopping (%s); training for %d epochs", err, self.max_epochs)
+        self.fit_facts_ = {"early_stopping": f"{reason}; trained for mlp.max_epochs={self.max_epochs}"}
         return np.arange(len(codes)), np.arange(0)
 
     def _logits(self, X: torch.Tensor) -> torch.Tensor:

@@ -44,8 +44,9 @@ def build(params, seed: int = 0) -> Pipeline:
 class RbfSVC(ClassifierMixin, BaseEstimator):
     """SVC(kernel='rbf') with balanced class weights and speaker-grouped sigmoid calibration.
 
-    ``fit(X, y, groups=None, clip_ids=None)``: the calibration folds keep each speaker (``groups``),
-    else each clip (``clip_ids``, so augmented copies stay with their original), on one side.
+    ``fit(X, y, groups=None, clip_ids=None)``: the calibration folds keep each speaker (``groups``,
+    when there are two or more), else each clip (``clip_ids``, so augmented copies stay with their
+    original), on one side; ``fit_facts_`` says which.
     """
 
     def __init__(self, C: float = 10.0, gamma: float | str = "scale", class_weight: str | None = "balanced",
@@ -62,7 +63,9 @@ class RbfSVC(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, groups=None, clip_ids=None) -> RbfSVC:
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         self.gamma_ = _gamma(self.gamma, X)
-        folds = grouped_folds(y, split_units(len(y), groups, clip_ids), self.calibration_folds, self.random_state)
+        units, kind = split_units(len(y), groups, clip_ids)
+        folds = grouped_folds(y, units, self.calibration_folds, self.random_state)
+        self.fit_facts_ = {"calibration_split": f"{len(folds)} folds by {kind}"}
         # Class weights as sample weights: libsvm scales C per sample exactly as class_weight does, and
         # the sigmoid calibration gets them too, so that the argmax of the calibrated probabilities
         # keeps the balance instead of sliding back to the majority class.

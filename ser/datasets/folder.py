@@ -4,7 +4,7 @@
   relative paths resolve against the CSV's folder and any further columns are kept as extras.
 - Without it: one sub-folder per label below ``data.dir``, ``<root>/<label>/**/*.wav``.
 
-Labels are canonicalised with :func:`ser.labels.canonical` (unknown ones pass through lower-cased).
+Labels are canonicalised with :func:`ser.labels.canonical` (other labels pass through as written).
 Listed files that are missing stay in the table (with a warning): the generic clip reader excludes them.
 """
 
@@ -17,11 +17,12 @@ import pandas as pd
 
 from ..errors import DatasetError
 from ..labels import canonical
+from . import NO_SPEAKER
 from ._files import _frame, _scan
 
 log = logging.getLogger(__name__)
 
-UNKNOWN = "unknown"
+UNKNOWN = NO_SPEAKER
 FOLDER_LAYOUT = "<root>/<label>/<file>.wav (one sub-folder per label)"
 CSV_LAYOUT = "columns path,label[,speaker] (or file_path,emotion_code)"
 ALTERNATIVES = {"file_path": "path", "emotion_code": "label"}
@@ -34,9 +35,8 @@ def scan(root: Path, csv: Path | None = None) -> pd.DataFrame:
     clips = _from_csv(Path(csv)) if csv is not None else _from_folders(Path(root))
     unknown = int((clips["speaker"] == UNKNOWN).sum())
     if unknown:
-        log.warning("%d of %d clips have no speaker id (speaker=%r): speaker-independent folds are "
-                    "impossible for them; add a speaker column to the CSV, or set cv.group_by: none",
-                    unknown, len(clips), UNKNOWN)
+        log.info("%d of %d clips have no speaker id (speaker=%r): only cv.group_by: none can split them",
+                 unknown, len(clips), UNKNOWN)
     return clips
 
 
@@ -61,7 +61,7 @@ def _read_csv(csv: Path) -> pd.DataFrame:
     names = _standard_names(header)
     table = pd.DataFrame()
     if header:
-        table = pd.read_csv(csv, dtype=dict.fromkeys(names, str), skipinitialspace=True)
+        table = pd.read_csv(csv, dtype=dict.fromkeys(names, str), skipinitialspace=True, keep_default_na=False)
     table = table.rename(columns=lambda c: names.get(c, str(c).strip()))
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
