@@ -228,3 +228,24 @@ def test_extract_fails_when_too_many_clips_cannot_be_embedded(tmp_path, monkeypa
         extract_stage.main()
     assert "First reasons" in str(err.value)
     assert not Path("embeddings/features.npz").exists()
+
+
+@pytest.mark.parametrize("corpus, name", [("tess", "{speaker}_{word}_{label}.wav"),
+                                          ("savee", "{speaker}_{code}{k:02d}.wav")])
+def test_few_speaker_corpora_in_their_published_layout_plan_leave_one_speaker_out(tmp_path, monkeypatch, corpus, name):
+    """TESS (2 speakers) and SAVEE (4) with the defaults and data.dir alone."""
+    speakers = {"tess": ["OAF", "YAF"], "savee": ["DC", "JE", "JK", "KL"]}[corpus]
+    codes = {"angry": "a", "happy": "h", "sad": "sa", "neutral": "n"}
+    root = tmp_path / "raw"
+    for path, speaker, label in generated(tmp_path / "gen", len(speakers), 3, list(codes)):
+        k = int(path.stem.rsplit("_", 1)[1])
+        who = speakers[int(speaker.removeprefix("spk"))]
+        target = root / name.format(speaker=who, word=f"word{k}", label=label, code=codes[label], k=k + 1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, target)
+    write_params(tmp_path, dataset=corpus, data={"dir": str(root)})
+    monkeypatch.chdir(tmp_path)
+    prepare_stage.main()
+    prepared = read_json("data/prepare.json")
+    assert prepared["speakers"] == len(speakers) and prepared["cv"]["folds"] == len(speakers)
+    assert prepared["cv"]["protocol"].startswith("leave-one-speaker-out CV")
