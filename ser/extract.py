@@ -51,9 +51,9 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
     """Embed ``manifest`` (clip_id, path, label, speaker, sha1[, duration]) plus ``augment.n_augmentations``
     copies of each clip; vectors come from, and go to, the cache under ``cache_root``.
 
-    Raises FeatureError as soon as more than ``max_failed_fraction`` of all vectors have failed: that
-    many failures point at the model or the driver, not at a few broken clips. What finished stays
-    cached, so the run resumes once the cause is fixed."""
+    Raises FeatureError as soon as more than ``max_failed_fraction`` of the clips have failed (the
+    original or a copy): that many failures point at the model or the driver, not at a few broken
+    clips. What finished stays cached, so the run resumes once the cause is fixed."""
     copies = augment.n_augmentations if augment else 0
     augmenter = Augmenter(augment, seed, extractor.sample_rate) if copies else None
     cache = EmbeddingCache(cache_root, extractor.settings(), augmenter.settings() if augmenter else None)
@@ -64,7 +64,7 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
     log.info("%s: %d of %d vectors (%d clips, each with %d augmented copies) cached in %s; computing %d",
              extractor.settings()["extractor"], total - len(todo), total, len(manifest), copies, cache.dir, len(todo))
     failures, stats = _compute(todo, extractor, cache, augmenter, batch_seconds, workers,
-                               FailureBudget(int(max_failed_fraction * total), total))
+                               FailureBudget(int(max_failed_fraction * len(manifest)), len(manifest)))
     X, meta, failed = _assemble(manifest, cache, copies, failures)
     stats.update(cached=total - len(todo), cache_dir=str(cache.dir))
     log.info("%d rows of dim %d (%d clips, %d copies each); %d clips and %d copies left out", len(X),
@@ -75,16 +75,18 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
 
 @dataclass
 class FailureBudget:
-    """How many of ``total`` vectors may fail before the run stops (features.max_failed_fraction)."""
+    """How many of ``total`` clips may fail (original or any copy) before the run stops
+    (features.max_failed_fraction)."""
 
     allowed: int
     total: int
 
     def check(self, failures: dict[tuple[str, int], str]) -> None:
-        if len(failures) <= self.allowed:
+        clips = {clip for clip, _ in failures}
+        if len(clips) <= self.allowed:
             return
         first = "; ".join(f"{clip}{f' copy {k}' if k else ''}: {why}" for (clip, k), why in list(failures.items())[:3])
-        raise FeatureError(f"{len(failures)} of {self.total} vectors failed, more than features.max_failed_fraction "
+        raise FeatureError(f"{len(clips)} of {self.total} clips failed, more than features.max_failed_fraction "
                            f"allows ({self.allowed}): the model, the device or the audio reader is broken rather "
                            f"than a few clips. First reasons: {first}. Fix the cause and re-run: finished "
                            "vectors are cached (or raise features.max_failed_fraction)")

@@ -272,7 +272,8 @@ def test_stage_writes_the_embeddings_and_their_description(manifest, tmp_path, m
     from stages import extract as stage
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("features:\n  extractor: mfcc\naugment:\n  n_augmentations: 1\n")
+    (tmp_path / "params.yaml").write_text(
+        "features:\n  extractor: mfcc\n  max_failed_fraction: 0.2\naugment:\n  n_augmentations: 1\n")
     broken = tmp_path / "broken.wav"
     broken.write_text("not audio")
     bad = {"clip_id": "broken", "path": str(broken), "label": "a", "speaker": "s0", "sha1": "ab" * 20,
