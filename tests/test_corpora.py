@@ -167,9 +167,21 @@ def test_labels_stay_strings_end_to_end(tmp_path, monkeypatch):
     assert sorted(read_json("models/model.json")["labels"]) == sorted(names.values())
     predictions = read_table("results/predictions.csv")
     assert set(predictions["actual"]) == set(names.values()) and predictions["predicted"].isin(names.values()).all()
+    csv_out = predict_csv(tmp_path, [clips[0][0]])
+    assert csv_out["predicted"].isin(names.values()).all()
+    assert {f"p_{name}" for name in names.values()} <= set(csv_out.columns)
     per_class = runs["svm"]["metrics"]["per_class"]
     assert sorted(per_class) == sorted(["01", "NA", "n/a", "3_5 très"])  # no dot: DVC would split the key
     assert not any("." in key for key in _flat_keys(runs["svm"]["metrics"]))
+
+
+def predict_csv(root: Path, paths: list[Path]) -> pd.DataFrame:
+    """Predict ``paths`` with the models/ this run trained, through the CSV output a user reads."""
+    from ser.predict import Predictor, write_output
+
+    predictor = Predictor.load(root / "models")
+    write_output(root / "predicted.csv", list(predictor.predict(paths)), predictor.labels)
+    return read_table(root / "predicted.csv")
 
 
 def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
