@@ -1,5 +1,6 @@
-"""Atomic writers: the file appears whole or not at all, with the permissions a plain open() gives."""
+"""File I/O: atomic writers (whole or nothing, the permissions open() gives) and why a file is not audio."""
 
+import io
 import os
 import stat
 
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ser.audio import decode_error, probe
 from ser.io import atomic_path, read_json, write_csv, write_json, write_npz
 
 
@@ -36,3 +38,16 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
         raise RuntimeError("interrupted")
     assert read_json(target) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_text_file_is_excluded_with_a_stable_reason(tmp_path):
+    (tmp_path / "notes.wav").write_text("this is not audio\n")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF\0\0\0\0WAVEfmt garbage" * 3)
+    assert probe(tmp_path / "notes.wav").reason == "not decodable audio: format not recognised"
+    reason = probe(tmp_path / "broken.wav").reason
+    assert reason.startswith("not decodable audio: error in WAV") and "0x" not in reason
+
+
+def test_decode_error_drops_object_addresses():
+    assert decode_error(TypeError(f"Invalid file: {io.BytesIO()!r}")) == "Invalid file: the file"
+    assert decode_error(ValueError()) == "ValueError"
