@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+OBJECT_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 def load(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
@@ -49,7 +52,7 @@ def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -6
     try:
         audio, sr = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
     except Exception as err:  # noqa: BLE001 - libsndfile raises several types for bad input
-        return Probe(sha1=sha1, reason=f"not decodable audio: {str(err).splitlines()[0][:120]}")
+        return Probe(sha1=sha1, reason=f"not decodable audio: {decode_error(err)}")
     frames, channels = audio.shape
     duration = frames / sr if sr else 0.0
     base = dict(sha1=sha1, duration=round(duration, 4), sample_rate=sr, channels=channels)
@@ -63,6 +66,16 @@ def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -6
     if level < silence_dbfs:
         return Probe(**base, reason=f"silent: loudest 25 ms at {level:.1f} dBFS < data.silence_dbfs {silence_dbfs}")
     return Probe(**base)
+
+
+def decode_error(err: Exception) -> str:
+    """Why decoding failed, the same in every run: ``str(err)`` names the in-memory file by its
+    address (``<_io.BytesIO object at 0x...>``), so use libsndfile's own message, or drop the address."""
+    if isinstance(err, sf.LibsndfileError):  # "Format not recognised." -> "format not recognised"
+        text = err.error_string.strip().rstrip(".")
+        return (text[:1].lower() + text[1:])[:120] or f"libsndfile error {err.code}"
+    text = OBJECT_ADDRESS.sub("the file", str(err)).split("\n")[0].strip()
+    return text[:120] or type(err).__name__
 
 
 def loudest_frame_dbfs(wave: np.ndarray, sr: int, frame_seconds: float = 0.025) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,17 +16,31 @@ import pandas as pd
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    """Yield a temp path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    The temp file is created with mode 0666 minus the umask, as a plain ``open(path, "w")`` would
+    (``tempfile.mkstemp`` would leave 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
-    os.close(fd)
+    tmp = _create_beside(path)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _create_beside(path: Path) -> str:
+    """Create a new empty file ``.<name>.<random>.tmp<suffix>`` in ``path``'s folder; return its path."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return str(tmp)
 
 
 def _write(path: str | Path, writer: Callable[[Path], Any]) -> Path:

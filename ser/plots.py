@@ -54,17 +54,21 @@ def confusion_png(confusion: list[list[int]], labels: list[str], title: str, pat
 
 
 def per_class_png(per_class: dict, title: str, path: str | Path) -> None:
-    """Grouped bars of precision, recall and F1 for each class, support under the class name."""
+    """Grouped bars of precision, recall and F1 for each class, support under the class name, and the
+    chance line 1/classes (a uniform guess's recall)."""
     labels = list(per_class)
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(labels), 4))
     for k, (metric, name) in enumerate((("precision", "precision"), ("recall", "recall"), ("f1", "F1"))):
         ax.bar(x + (k - 1) * 0.27, [per_class[c][metric] for c in labels], 0.27, label=name)
+    chance = 1 / len(labels)
+    ax.axhline(chance, color="0.3", linestyle=":", linewidth=1.2, zorder=3,
+               label=f"chance 1/{len(labels)} = {chance:.3f}")
     ax.set_xticks(x, [f"{c}\nn={per_class[c]['support']}" for c in labels])
     ax.set_ylim(0, 1)
     ax.set_ylabel("score")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, fontsize=8, frameon=False)
     ax.set_title(title, fontsize=9)
     _save(fig, path)
 
@@ -84,7 +88,7 @@ def fold_spread_png(folds: pd.DataFrame, pooled: dict, title: str, path: str | P
     offsets = np.linspace(-0.16, 0.16, len(folds)) if len(folds) > 1 else np.zeros(1)
     for i, fold in enumerate(folds["fold"]):
         ax.scatter(np.arange(len(metrics)) + offsets[i], values[i], s=28, color=cmap(i % 10), zorder=3,
-                   edgecolors="white", linewidths=0.5, label=f"fold {fold}")
+                   edgecolors="white", linewidths=0.5, label=fold_name(fold))
     ax.scatter(range(len(metrics)), [pooled[m] for m in metrics], marker="D", s=40, color="black", zorder=4,
                label="pooled out-of-fold")
     ax.set_xticks(range(len(metrics)), [f"{names[m]}\n{values[:, j].mean():.3f} ± {values[:, j].std():.3f}"
@@ -101,9 +105,25 @@ def fold_spread_png(folds: pd.DataFrame, pooled: dict, title: str, path: str | P
     _save(fig, path)
 
 
+def fold_name(fold: int | str) -> str:
+    """Legend name of a CV fold, numbered 1..K as the log says "fold 1/5" (records count from 0)."""
+    return "final fit" if str(fold) == "final" else f"fold {int(fold) + 1}"
+
+
+def best_epoch(curve: pd.DataFrame) -> int:
+    """The epoch whose weights an MLP fit kept, by the rule of ``ser.classifiers.mlp``: the highest
+    validation UAR, ties to the lower validation loss, then to the earlier epoch; without validation
+    records, the last epoch."""
+    scored = curve.dropna(subset=["val_uar", "val_loss"])
+    if scored.empty:
+        return int(curve["epoch"].max())
+    ranked = scored.sort_values(["val_uar", "val_loss", "epoch"], ascending=[False, True, True], kind="stable")
+    return int(ranked["epoch"].iloc[0])
+
+
 def learning_curves_png(curves: pd.DataFrame, classifier: str, title: str, path: str | Path) -> None:
     """Per-epoch train/validation loss and validation UAR, one colour per CV fold (the final fit in
-    black), a dot at each fold's best validation UAR. No rows: a figure that says so."""
+    black), a dot at the epoch each fit kept (:func:`best_epoch`). No rows: a figure that says so."""
     if curves.empty:
         message_png(f"no learning curves: {classifier} has no epochs", path)
         return
@@ -113,16 +133,14 @@ def learning_curves_png(curves: pd.DataFrame, classifier: str, title: str, path:
     handles = []
     for i, fold in enumerate(folds):
         c = curves[curves["fold"].astype(str) == fold].sort_values("epoch")
-        final = fold == "final"
-        color = "black" if final else cmap(i % 10)
-        name = "final fit" if final else f"fold {fold}"
+        color = "black" if fold == "final" else cmap(i % 10)
         ax_loss.plot(c["epoch"], c["train_loss"], color=color, linewidth=1.4)
         ax_loss.plot(c["epoch"], c["val_loss"], color=color, linewidth=1.4, linestyle="--")
         ax_uar.plot(c["epoch"], c["val_uar"], color=color, linewidth=1.4)
-        if c["val_uar"].notna().any():
-            best = c.loc[c["val_uar"].idxmax()]
+        best = c[c["epoch"] == best_epoch(c)].iloc[0]
+        if pd.notna(best["val_uar"]):
             ax_uar.scatter(best["epoch"], best["val_uar"], color=color, s=30, zorder=3, edgecolors="white")
-        handles.append(Line2D([], [], color=color, label=name))
+        handles.append(Line2D([], [], color=color, label=fold_name(fold)))
     handles += [Line2D([], [], color="0.4", label="train loss"),
                 Line2D([], [], color="0.4", linestyle="--", label="validation loss")]
     ax_loss.set_title("loss", fontsize=9)

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from png_checks import assert_picture, ink
 
+from ser import plots
 from ser.evaluate import evaluate, fold_table, read_learning_curves, run_context, short_protocol
 from ser.metrics import scores
-from ser.plots import fold_spread_png, learning_curves_png
+from ser.plots import best_epoch, fold_name, fold_spread_png, learning_curves_png, per_class_png
 from ser.report import features_label, short_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +148,52 @@ def test_learning_curves_without_epochs_say_so(tmp_path, content):
     assert ink(tmp_path / "curves.png") < 0.03  # only the message
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plot functions would save, kept open for inspection."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    yield figures
+    for fig in figures:
+        plots.plt.close(fig)
+
+
+def legend_texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])] + [
+        t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_best_epoch_is_the_one_the_mlp_keeps():
+    # epochs 2 and 4 tie on UAR; the MLP keeps 4, whose validation loss is lower (key: uar, -loss)
+    curve = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val_uar": [0.5, 0.7, 0.6, 0.7, 0.7],
+                          "val_loss": [1.0, 0.9, 0.8, 0.7, 0.7]})
+    assert best_epoch(curve) == 4  # 5 ties 4 on both: the earlier is kept
+    assert best_epoch(curve.assign(val_uar=np.nan, val_loss=np.nan)) == 5  # no validation: the last epoch
+
+
+def test_learning_curve_dot_marks_the_kept_epoch(tmp_path, drawn):
+    table = pd.DataFrame({"fold": "0", "epoch": [1, 2, 3], "train_loss": [1.0, 0.8, 0.7],
+                          "val_loss": [1.1, 0.9, 0.6], "val_uar": [0.4, 0.6, 0.6]})
+    learning_curves_png(table, "mlp", "test", tmp_path / "curves.png")
+    (fig,) = drawn
+    dots = [c.get_offsets().tolist() for c in fig.axes[1].collections]
+    assert dots == [[[3.0, 0.6]]]
+    assert "fold 1" in legend_texts(fig)
+
+
+def test_folds_are_numbered_from_one():
+    assert [fold_name(k) for k in (0, 4, "2", "final")] == ["fold 1", "fold 5", "fold 3", "final fit"]
+
+
+def test_per_class_bars_have_a_labelled_chance_line(tmp_path, drawn):
+    per_class = {c: {"precision": 0.5, "recall": 0.6, "f1": 0.55, "support": 3} for c in "abcd"}
+    per_class_png(per_class, "test", tmp_path / "per_class.png")
+    (fig,) = drawn
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == [0.25, 0.25]
+    assert "chance 1/4 = 0.250" in legend_texts(fig)
+
+
 def test_fold_spread_png(tmp_path):
     oof = oof_frame(TRUE * 3, PRED[::-1] * 3, folds=5)
     summary = cv_summary(oof, ["a", "b", "c"])
@@ -155,6 +202,15 @@ def test_fold_spread_png(tmp_path):
     metrics, _ = evaluate(oof, summary, {})
     fold_spread_png(folds, metrics, "test", tmp_path / "folds.png", chance=1 / 3)
     assert_picture(tmp_path / "folds.png", min_ink=0.03)
+
+
+def test_fold_spread_legend_counts_folds_from_one(tmp_path, drawn):
+    oof = oof_frame(TRUE * 3, PRED[::-1] * 3, folds=5)
+    summary = cv_summary(oof, ["a", "b", "c"])
+    metrics, _ = evaluate(oof, summary, {})
+    fold_spread_png(fold_table(summary), metrics, "test", tmp_path / "folds.png")
+    (fig,) = drawn
+    assert [t for t in legend_texts(fig) if t.startswith("fold")] == [f"fold {k}" for k in range(1, 6)]
 
 
 def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):

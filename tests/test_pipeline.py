@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,16 +20,52 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["-S", "dataset=synthetic", "-S", "features.extractor=mfcc"]
 RAVDESS_FAST = ["-S", "features.extractor=mfcc", "-S", "augment.n_augmentations=0"]
 STAGES = ("prepare", "extract", "train", "evaluate", "visualize")
+COMMAND_TIMEOUT = 600  # seconds for one dvc/git command; a full synthetic DAG run takes under a minute
+QUEUE_TIMEOUT = 600  # seconds for the two queued experiments to finish (1.5-4 min on 2 cores)
+
+FINISHED = ("success", "failed", "done")  # executor states of `dvc exp show` after a run
+
+pytestmark = pytest.mark.timeout(900)  # the first test also runs the module's `repo` fixture
 
 
-def run(cwd: Path, *args: str, check: bool = True) -> str:
+def run(cwd: Path, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT) -> str:
+    """Run a command, return its stdout and stderr together.
+
+    Output goes to a file, not a pipe, and the command gets its own session: a daemon it leaves
+    behind (`dvc queue start`'s worker) cannot keep a pipe open that this process would wait on, and
+    on timeout the whole process group is killed.
+    """
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org", "DVC_NO_ANALYTICS": "1"}
-    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and out.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
-    return out.stdout + out.stderr
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:  # on timeout, or pytest-timeout's interrupt: leave nothing of it running
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.seek(0)
+        out = log.read()
+    if returncode is None:
+        raise AssertionError(f"{' '.join(args)} did not finish in {timeout} s, killed:\n{out[-8000:]}")
+    if check and returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({returncode}):\n{out[-8000:]}")
+    return out
+
+
+@pytest.mark.timeout(30)
+def test_commands_cannot_hang_the_tests(tmp_path):
+    start = time.monotonic()
+    out = run(tmp_path, "sh", "-c", "sleep 30 & echo $!")  # a daemon holds no pipe this process reads
+    os.kill(int(out), signal.SIGKILL)
+    with pytest.raises(AssertionError, match="did not finish in 1 s, killed"):
+        run(tmp_path, "sh", "-c", "sleep 30; echo never", timeout=1)
+    assert time.monotonic() - start < 10
 
 
 def stages_run(log: str) -> set[str]:
@@ -37,7 +75,7 @@ def stages_run(log: str) -> set[str]:
 def clone_worktree(dest: Path) -> Path:
     """Copy the files git would commit (tracked + untracked, not ignored) and commit them."""
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+                           capture_output=True, text=True, check=True, timeout=60).stdout.split("\0")
     for name in filter(None, files):
         src = ROOT / name
         if src.is_file() and not name.startswith(("data/raw/", "embeddings/cache/")):
@@ -127,6 +165,7 @@ def test_ravdess_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_experiment_workflow(repo):
     """Compare classifiers the way the README shows: exp run, exp show, metrics/plots diff, a queue."""
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=mlp", "-n", "try-mlp")
@@ -134,24 +173,79 @@ def test_experiment_workflow(repo):
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=xgboost", "-n", "try-xgb")
     assert stages_run(log) == {"train", "evaluate"}, log
 
-    shown = json.loads(run(repo, "dvc", "exp", "show", "--json"))
-    names = {e.get("name") for commit in shown for e in (commit.get("experiments") or [])
-             for e in (e.get("revs") or [e])}
-    assert {"try-mlp", "try-xgb"} <= names, shown
+    shown = experiments(repo)
+    assert all(shown.get(name, ("missing", None))[1] is not None for name in ("try-mlp", "try-xgb")), shown
 
     diff = json.loads(run(repo, "dvc", "metrics", "diff", "try-mlp", "try-xgb", "--json"))
     assert "uar" in diff["results/metrics.json"], diff
     plots = run(repo, "dvc", "plots", "diff", "try-mlp", "try-xgb", "-o", "plots_html")
     assert (repo / "plots_html" / "index.html").stat().st_size > 0, plots
 
+    queued = {f"queued-{name}" for name in ("svm", "xgboost")}
     for name in ("svm", "xgboost"):
         run(repo, "dvc", "exp", "run", "--queue", *FAST, "-S", f"classifier={name}", "-S", "cv.folds=4",
             "-n", f"queued-{name}")
-    run(repo, "dvc", "queue", "start", "-j", "1")
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = run(repo, "dvc", "queue", "status")
-        if not re.search(r"\b(Queued|Running)\b", status):
-            break
-        time.sleep(3)
-    assert re.search(r"queued-svm\s+.*Success", status) and re.search(r"queued-xgboost\s+.*Success", status), status
+    try:
+        run(repo, "dvc", "queue", "start", "-j", "1")
+        status = wait_for_queue(repo, queued, QUEUE_TIMEOUT)
+    finally:
+        stop_queue(repo)
+    done = {name: exp for name, exp in experiments(repo).items() if name in queued}
+    assert set(done) == queued, (done, status)
+    assert all(state in ("success", "done") and uar is not None for state, uar in done.values()), (done, status)
+
+
+def experiments(repo: Path, check: bool = True) -> dict[str, tuple[str, float | None]]:
+    """Name -> (executor state, UAR) of the named experiments `dvc exp show` lists; the state is
+    queued, running, success or failed ("done" once DVC dropped it), the UAR None without metrics.
+    ``check=False``: an empty dict when `exp show` fails (it can while a queued run starts)."""
+    out = run(repo, "dvc", "exp", "show", "--json", check=check, timeout=120)
+    try:
+        shown = json.loads(out)
+    except ValueError:
+        if check:
+            raise
+        return {}
+    found = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state", "done")
+            for rev in exp.get("revs") or []:
+                metrics = ((rev.get("data") or {}).get("metrics") or {}).get("results/metrics.json") or {}
+                if rev.get("name"):
+                    found[rev["name"]] = (state, (metrics.get("data") or {}).get("uar"))
+    return found
+
+
+def wait_for_queue(repo: Path, names: set[str], timeout: float) -> str:
+    """Poll until `dvc queue status` shows nothing queued or running, or `dvc exp show` has every
+    experiment in ``names`` finished: the worker can die on a JSON race after the runs finished,
+    leaving the status stale. Returns the last status; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        status = run(repo, "dvc", "queue", "status", check=False, timeout=60)  # can itself hit the race
+        if "Task" in status and not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        shown = experiments(repo, check=False)  # a running experiment shows its parent's metrics: go by state
+        if all(shown.get(name, ("missing", None))[0] in FINISHED for name in names):
+            return status
+        time.sleep(5)
+    raise AssertionError(f"queued experiments not done after {timeout} s:\n{status}")
+
+
+def stop_queue(repo: Path) -> None:
+    """Stop the queue's worker, then kill whatever still runs inside the clone (a worker that no
+    longer answers, an experiment)."""
+    import psutil  # a dependency of dvc
+
+    run(repo, "dvc", "queue", "stop", "--kill", check=False, timeout=60)
+    inside = str(repo.resolve())
+    left = []
+    for proc in psutil.process_iter(["cwd"]):
+        cwd = proc.info["cwd"]
+        if proc.pid != os.getpid() and cwd and (cwd == inside or cwd.startswith(inside + os.sep)):
+            left.append(proc)
+    for proc in left:
+        proc.kill()
+    psutil.wait_procs(left, timeout=10)
