@@ -9,26 +9,49 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = ("data/raw/", "embeddings/cache/", "dvc.lock")  # a lock from another run would only confuse
 
 
-def run(cwd: Path, *args: str, check: bool = True, timeout: float = 1800) -> str:
-    """Run a command in ``cwd`` with this interpreter's tools first on PATH; stdout + stderr.
+def run(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> str:
+    """Run a command in ``cwd`` with this interpreter's tools first on PATH; its stdout and stderr.
 
-    Output goes to pipes that only this call holds and every wait is bounded by ``timeout``."""
+    Output goes to a file, not a pipe, and the command gets its own session: a daemon it leaves
+    behind (`dvc queue start`'s worker) cannot keep a pipe open that this process would wait on, and
+    on timeout (or an interrupt) the whole process group is killed. Raises CommandError when it fails
+    (``check``) or outlives ``timeout`` seconds.
+    """
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org", "DVC_NO_ANALYTICS": "1"}
-    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                         stdin=subprocess.DEVNULL)
-    if check and out.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
-    return out.stdout + out.stderr
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.seek(0)
+        out = log.read()
+    if returncode is None:
+        raise CommandError(f"{' '.join(args)} did not finish in {timeout} s, killed:\n{out[-8000:]}")
+    if check and returncode != 0:
+        raise CommandError(f"{' '.join(args)} failed ({returncode}):\n{out[-8000:]}")
+    return out
+
+
+class CommandError(AssertionError):
+    """A command failed or timed out (an AssertionError, so a test shows it as a failed check)."""
 
 
 def stages_run(log: str) -> set[str]:
@@ -39,7 +62,7 @@ def stages_run(log: str) -> set[str]:
 def clone_worktree(dest: Path, root: Path = ROOT) -> Path:
     """Copy the files git would commit (tracked + untracked, not ignored) to ``dest`` and commit them."""
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+                           capture_output=True, text=True, check=True, timeout=60).stdout.split("\0")
     for name in filter(None, files):
         src = root / name
         if src.is_file() and not name.startswith(SKIP):

@@ -6,56 +6,23 @@ These runs take a minute or two each: they are what a user does, so they are wha
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from reproduce.workspace import clone_worktree, run, stages_run
+
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["-S", "dataset=synthetic", "-S", "features.extractor=mfcc"]
 RAVDESS_FAST = ["-S", "features.extractor=mfcc", "-S", "augment.n_augmentations=0"]
 STAGES = ("prepare", "extract", "train", "evaluate", "visualize")
-COMMAND_TIMEOUT = 600  # seconds for one dvc/git command; a full synthetic DAG run takes under a minute
 QUEUE_TIMEOUT = 600  # seconds for the two queued experiments to finish (1.5-4 min on 2 cores)
 
 FINISHED = ("success", "failed", "done")  # executor states of `dvc exp show` after a run
 
 pytestmark = pytest.mark.timeout(900)  # the first test also runs the module's `repo` fixture
-
-
-def run(cwd: Path, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT) -> str:
-    """Run a command, return its stdout and stderr together.
-
-    Output goes to a file, not a pipe, and the command gets its own session: a daemon it leaves
-    behind (`dvc queue start`'s worker) cannot keep a pipe open that this process would wait on, and
-    on timeout the whole process group is killed.
-    """
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org", "DVC_NO_ANALYTICS": "1"}
-    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            returncode = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            returncode = None
-        finally:  # on timeout, or pytest-timeout's interrupt: leave nothing of it running
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.seek(0)
-        out = log.read()
-    if returncode is None:
-        raise AssertionError(f"{' '.join(args)} did not finish in {timeout} s, killed:\n{out[-8000:]}")
-    if check and returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({returncode}):\n{out[-8000:]}")
-    return out
 
 
 @pytest.mark.timeout(30)
@@ -66,27 +33,6 @@ def test_commands_cannot_hang_the_tests(tmp_path):
     with pytest.raises(AssertionError, match="did not finish in 1 s, killed"):
         run(tmp_path, "sh", "-c", "sleep 30; echo never", timeout=1)
     assert time.monotonic() - start < 10
-
-
-def stages_run(log: str) -> set[str]:
-    return set(re.findall(r"Running stage '(\w+)'", log))
-
-
-def clone_worktree(dest: Path) -> Path:
-    """Copy the files git would commit (tracked + untracked, not ignored) and commit them."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True, timeout=60).stdout.split("\0")
-    for name in filter(None, files):
-        src = ROOT / name
-        if src.is_file() and not name.startswith(("data/raw/", "embeddings/cache/")):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    for name in ("dvc.lock",):  # a lock from another run would only confuse the checks below
-        (dest / name).unlink(missing_ok=True)
-    run(dest, "git", "init", "-q", "-b", "main")
-    run(dest, "git", "add", "-A")
-    run(dest, "git", "commit", "-qm", "clone")
-    return dest
 
 
 @pytest.fixture(scope="module")
