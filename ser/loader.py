@@ -5,7 +5,8 @@ batches are then cut from a small window of loaded clips kept sorted by length, 
 similar length share a batch, padding stays small, and memory is a few batches of audio however
 large the corpus. A batch holds as many clips as fit in ``max_samples`` including padding
 (clips x longest clip) while padding stays under ``max_padding`` of it; a single clip longer than
-``max_samples`` makes a batch of its own.
+``max_samples`` makes a batch of its own. A recording too long to hold is read in blocks
+(:func:`blocks`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +34,25 @@ class Job:
 
 
 Loaded = tuple[Job, np.ndarray]
+
+
+def blocks(path: str | Path, sample_rate: int, seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """The samples ``ser.audio.load`` gives (mono float32 at ``sample_rate``), ``seconds`` of the
+    file at a time: channels averaged per block, resampled by one soxr stream (the same samples as
+    resampling the whole)."""
+    import soundfile as sf
+    import soxr
+
+    from .audio import to_mono
+
+    with sf.SoundFile(str(path)) as f:
+        sr = f.samplerate
+        stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
+        for block in f.blocks(max(1, int(seconds * sr)), dtype="float32", always_2d=True):
+            mono = to_mono(block, sr, sr)
+            yield stream.resample_chunk(mono) if stream else mono
+        if stream:
+            yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
 def read_ahead(jobs: Iterable[Job], read: Callable[[Job], np.ndarray], workers: int = 2,

@@ -2,11 +2,13 @@
 
 ``Predictor.load`` rebuilds the training extractor from ``model.json`` and refuses artifacts whose
 feature settings or dimension do not match; nothing it loads can execute code (JSON, and each
-classifier's own safe format). ``Predictor.predict`` streams files: reader threads decode and
-segment ahead, segments are grouped by length into batches of at most ``batch_seconds`` of audio
-for ``extractor.transform`` (as the extract stage does), and one :class:`FileResult` per input
-comes back in input order, with an error instead of a guess for missing, undecodable, empty, too
-short or silent input.
+classifier's own safe format). ``Predictor.predict`` streams files: reader threads make a first
+pass over each file ahead (decode, check, place its windows), keeping the samples of a file that
+fits in one block (``block_seconds``); a longer one is read again, block by block, as its windows
+are cut, so memory is bounded by blocks and batches of audio however long the files. Windows are
+grouped by length into batches of at most ``batch_seconds`` of audio for ``extractor.transform``
+(as the extract stage does), and one :class:`FileResult` per input comes back in input order, with
+an error instead of a guess for missing, undecodable, empty, too short or silent input.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, SerError
-from .segment import DEFAULT_WINDOW_SECONDS, windows
+from .segment import DEFAULT_WINDOW_SECONDS, Loudness, cut, plan
 
 log = logging.getLogger(__name__)
 
+LEVEL_FRAME_SECONDS = 0.025  # the frame of the silence check (ser.audio.loudest_frame_dbfs)
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
                               ".au", ".snd", ".w64", ".caf", ".rf64"})
 
@@ -84,13 +87,56 @@ class _Loaded:
     path: str
     error: str = ""
     duration: float = 0.0
+    n: int = 0  # samples
+    planned: list[tuple[int, int]] = field(default_factory=list)  # windows before their edges settle
+    wave: np.ndarray | None = None  # the samples, when the file came in one block
     spans: list[tuple[int, int]] = field(default_factory=list)
-    waves: list[np.ndarray | None] = field(default_factory=list)
     proba: list[np.ndarray | str | None] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return all(p is not None for p in self.proba)
+
+
+class _Survey:
+    """What a first pass over a recording's blocks tells: its length, whether all samples are finite,
+    its loudest 25 ms (``ser.audio.loudest_frame_dbfs`` of the whole), its frame loudness, and the
+    samples themselves while there are at most ``keep`` of them."""
+
+    def __init__(self, sample_rate: int, keep: int):
+        self.sr, self.keep = sample_rate, keep
+        self.n, self.finite, self.loudest = 0, True, -np.inf
+        self.loudness = Loudness(sample_rate)
+        self.kept: list[np.ndarray] | None = []
+        self._frame = max(1, int(sample_rate * LEVEL_FRAME_SECONDS))
+        self._rest = np.zeros(0, np.float32)  # the samples after the last whole level frame
+
+    def add(self, block: np.ndarray) -> None:
+        from .audio import loudest_frame_dbfs
+
+        self.n += len(block)
+        self.finite = self.finite and bool(np.isfinite(block).all())
+        self.loudness.add(block)
+        rest = np.concatenate([self._rest, block])
+        whole = len(rest) // self._frame * self._frame
+        if whole:
+            self.loudest = max(self.loudest, loudest_frame_dbfs(rest[:whole], self.sr, LEVEL_FRAME_SECONDS))
+        self._rest = rest[whole:]
+        self.kept = self.kept + [block] if self.kept is not None and self.n <= self.keep else None
+
+    def level(self) -> float:
+        """dBFS of the loudest frame (of the whole recording when shorter than a frame)."""
+        from .audio import loudest_frame_dbfs
+
+        return self.loudest if self.n >= self._frame else loudest_frame_dbfs(self._rest, self.sr, LEVEL_FRAME_SECONDS)
+
+    def wave(self) -> np.ndarray | None:
+        return np.concatenate(self.kept) if self.kept else None
+
+
+def _decode_error(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text.split("': ", 1)[-1][:160]  # libsndfile repeats the path: "Error opening '<path>': ..."
 
 
 class Predictor:
@@ -99,12 +145,13 @@ class Predictor:
     def __init__(self, extractor: Any, model: Any, labels: list[str], temperature: float = 1.0,
                  window_seconds: float = DEFAULT_WINDOW_SECONDS, target_seconds: float | None = None,
                  min_seconds: float = 0.25, silence_dbfs: float = -60.0, top_db: float = 30.0,
-                 batch_seconds: float = 60.0, workers: int = 2, info: dict | None = None):
+                 batch_seconds: float = 60.0, workers: int = 2, block_seconds: float = 30.0,
+                 info: dict | None = None):
         self.extractor, self.model, self.labels = extractor, model, list(labels)
         self.temperature, self.window_seconds = float(temperature), float(window_seconds)
         self.target_seconds = min(target_seconds or window_seconds, window_seconds)
         self.min_seconds, self.silence_dbfs, self.top_db = min_seconds, silence_dbfs, top_db
-        self.batch_seconds, self.workers = batch_seconds, max(1, workers)
+        self.batch_seconds, self.workers, self.block_seconds = batch_seconds, max(1, workers), block_seconds
         self.info = info or {}
         self.sample_rate = int(extractor.sample_rate)
 
@@ -154,35 +201,43 @@ class Predictor:
     # -- per file -------------------------------------------------------------------------------
 
     def _read(self, item: tuple[str, str]) -> _Loaded:
-        """Decode, check and segment one file (runs in a reader thread)."""
-        from .audio import load, loudest_frame_dbfs
+        """First pass over one file (runs in a reader thread): decode, check, plan its windows."""
+        from .loader import blocks
 
         path, error = item
         if error:
             return _Loaded(path, error)
+        sr = self.sample_rate
+        survey = _Survey(sr, int(self.block_seconds * sr))
         try:
             if os.path.getsize(path) == 0:
                 return _Loaded(path, "empty file")
-            wave = load(path, self.sample_rate)
+            for block in blocks(path, sr, self.block_seconds):
+                survey.add(block)
         except FileNotFoundError:
             return _Loaded(path, "not found")
         except Exception as err:  # noqa: BLE001 - libsndfile raises several types for bad input
-            text = str(err).splitlines()[0] if str(err) else type(err).__name__
-            text = text.split("': ", 1)[-1][:160]  # libsndfile repeats the path: "Error opening '<path>': ..."
-            return _Loaded(path, f"not decodable audio: {text}")
-        sr = self.sample_rate
-        duration = len(wave) / sr
-        if len(wave) == 0:
+            return _Loaded(path, f"not decodable audio: {_decode_error(err)}")
+        duration = survey.n / sr
+        if survey.n == 0:
             return _Loaded(path, "no audio frames")
         if duration < self.min_seconds:
             return _Loaded(path, f"too short: {duration:.2f} s (minimum {self.min_seconds:g} s)", duration)
-        if not np.isfinite(wave).all():
+        if not survey.finite:
             return _Loaded(path, "holds NaN or infinite samples", duration)
-        level = loudest_frame_dbfs(wave, sr)
+        level = survey.level()
         if level < self.silence_dbfs:
             return _Loaded(path, f"silent: loudest 25 ms at {level:.1f} dBFS (< {self.silence_dbfs:g})", duration)
-        spans = windows(wave, sr, self.window_seconds, self.top_db, self.min_seconds, self.target_seconds)
-        return _Loaded(path, "", duration, spans, [wave[s:e] for s, e in spans])
+        planned = plan(survey.loudness.finish(), survey.n, sr, self.window_seconds, self.top_db, self.target_seconds)
+        return _Loaded(path, "", duration, survey.n, planned, survey.wave())
+
+    def _windows(self, item: _Loaded) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+        """``(span, samples)`` of each window of a file: from the kept samples, or a second read."""
+        from .loader import blocks
+
+        source = [item.wave] if item.wave is not None else blocks(item.path, self.sample_rate, self.block_seconds)
+        item.wave = None
+        return cut(source, item.planned, item.n, int(self.min_seconds * self.sample_rate))
 
     def _classify(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (len(X), K) in ``labels`` order."""
@@ -217,9 +272,10 @@ class Predictor:
     def predict(self, paths: Iterable[str | Path]) -> Iterator[FileResult]:
         """One FileResult per input file (folders expanded), in input order, as soon as it is complete.
 
-        Reader threads decode and segment ahead (``ser.loader.read_ahead``); segments are batched by
-        similar length, at most ``batch_seconds`` of padded audio per ``extractor.transform`` call
-        (``ser.loader.length_batches``, as the extract stage does).
+        Reader threads make the first pass ahead (``ser.loader.read_ahead``); windows are cut as
+        the batches need them and batched by similar length, at most ``batch_seconds`` of padded
+        audio per ``extractor.transform`` call (``ser.loader.length_batches``, as the extract stage
+        does).
         """
         from .loader import length_batches, read_ahead
 
@@ -229,15 +285,20 @@ class Predictor:
             for (path, _), item in read_ahead(collect(paths), self._read, self.workers, 4 * self.workers + 8):
                 if isinstance(item, Exception):  # _read reports problems itself; this is a bug guard
                     item = _Loaded(path, f"{type(item).__name__}: {item}")
-                item.proba = [None] * len(item.waves)
+                item.spans, item.proba = list(item.planned), [None] * len(item.planned)
                 pending.append(item)
-                for k, wave in enumerate(item.waves):
-                    yield (item, k), wave
+                try:
+                    for k, (span, wave) in enumerate(self._windows(item)):
+                        item.spans[k] = span
+                        yield (item, k), wave
+                except Exception as err:  # noqa: BLE001 - the second read failed: the file changed or vanished
+                    item.error = f"not readable a second time: {_decode_error(err)}"
+                    item.proba = [item.error if p is None else p for p in item.proba]
 
         max_samples = max(1, int(self.batch_seconds * self.sample_rate))
         for batch in length_batches(segments(), max_samples):
             for ((item, k), _), proba in zip(batch, self._embed([w for _, w in batch])):
-                item.proba[k], item.waves[k] = proba, None
+                item.proba[k] = proba
             while pending and pending[0].complete:
                 yield self._result(pending.popleft())
         while pending:

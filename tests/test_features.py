@@ -127,7 +127,29 @@ def test_whisper_encodes_only_real_frames(models):
     whisper = WhisperEncoder(str(models["whisper"]))
     mel = whisper.log_mel(wave(1.234, 200))
     assert mel.shape == (80, 122)  # 1.234 s = 123 frames of 10 ms, cut to an even count
-    assert whisper.log_mel(wave(40.0, 200)).shape == (80, 3000)  # at most Whisper's 30 s
+    assert [len(c) for c in whisper.chunks(wave(40.0, 200))] == [320000, 320000]  # 30 s at most, equal
+    with pytest.raises(ValueError, match="in chunks"):
+        whisper.log_mel(wave(30.01, 200))
+
+
+def test_whisper_encodes_all_of_a_long_clip(models):
+    """A 65 s clip (Whisper's window is 30 s) is encoded in three chunks whose frames are pooled
+    together: its mean vector is the frame-weighted mean of the chunks' own, ~50 frames per second,
+    and audio after 30 s changes it."""
+    whisper = WhisperEncoder(str(models["whisper"]), layers="mean")
+    clip = wave(65.0, 200)
+    chunks = whisper.chunks(clip)
+    frames = np.array([whisper.log_mel(c).shape[1] // 2 for c in chunks])
+    assert len(chunks) == 3 and abs(frames.sum() - 65 * 50) <= 3
+    whole = whisper.transform([clip])[0]
+    parts = whisper.transform(chunks)
+    np.testing.assert_allclose(whole, frames @ parts / frames.sum(), rtol=1e-4, atol=1e-5)
+    later = clip.copy()
+    later[35 * 16000:] = wave(30.0, 330, 3)
+    changed = whisper.transform([later])[0]
+    assert np.abs(changed - whole).max() > 100 * np.abs(whole - frames @ parts / frames.sum()).max()
+    batch = whisper.transform([wave(2.0, 250, 1), later, clip])  # chunked and plain clips in one batch
+    np.testing.assert_allclose(batch[1:], [changed, whole], rtol=1e-4, atol=1e-5)
 
 
 def test_extractors_check_the_model_family(models):

@@ -298,3 +298,97 @@ def test_windows_share_the_pause_between_utterances():
     assert abs(a1 - 4 * SR) < SR // 10 and abs(b0 - 4 * SR) < SR // 10  # they meet in the middle of the pause
     assert abs(a0 - 1 * SR) < SR // 10  # stopped on the right, the first takes its missing second from the left
     assert abs((a1 - a0) - 3 * SR) < SR // 20 and abs((b1 - b0) - 3 * SR) < SR // 20  # both ~ a training clip
+
+
+def test_windows_from_blocks_are_those_of_the_whole_wave():
+    """Frame loudness fed in blocks equals librosa's on the whole, the voiced parts librosa's split,
+    and the windows cut from blocks are those (and the samples) of the wave in memory."""
+    import librosa
+
+    from ser.segment import Loudness, cut, plan, voiced, windows
+
+    rng = np.random.default_rng(2)
+    for sr in [16000, 22050, 8000]:
+        n = int(rng.uniform(30, 50) * sr)
+        wave = (0.001 * rng.standard_normal(n)).astype(np.float32)
+        for _ in range(10):
+            a = rng.integers(0, n)
+            b = min(n, a + int(rng.uniform(0.05, 7) * sr))
+            wave[a:b] += rng.uniform(0.02, 0.5) * np.sin(np.arange(b - a) * rng.uniform(0.02, 0.2))
+        wave[n // 3: n // 3 + sr] = 0.0  # digital silence
+        size = int(rng.uniform(0.4, 4) * sr)
+        parts = [wave[i:i + size] for i in range(0, n, size)]
+        loudness = Loudness(sr)
+        for part in parts:
+            loudness.add(part)
+        rms = loudness.finish()
+        np.testing.assert_array_equal(rms, librosa.feature.rms(y=wave, frame_length=loudness.frame,
+                                                               hop_length=loudness.hop)[0])
+        split = librosa.effects.split(wave, top_db=30, frame_length=loudness.frame, hop_length=loudness.hop)
+        assert voiced(rms, n, loudness.hop, 30) == split.tolist()
+        spans = plan(rms, n, sr, 3.0, target_seconds=2.0)
+        streamed = list(cut(parts, spans, n, int(0.8 * sr)))
+        assert [s for s, _ in streamed] == windows(wave, sr, 3.0, min_seconds=0.8, target_seconds=2.0)
+        assert len(streamed) > 5 and all(np.array_equal(w, wave[s:e]) for (s, e), w in streamed)
+
+
+def test_long_files_are_read_in_blocks_with_the_same_results(trained, tmp_path):
+    """Files longer than a block are read twice, block by block (resampled by a stream): the same
+    windows and probabilities as from the whole file in memory."""
+    long_recording(trained, tmp_path / "long.wav")
+    wave = load(tmp_path / "long.wav", SR)
+    sf.write(tmp_path / "long-24k-stereo.wav", np.stack([wave, wave], 1).repeat(3, 0)[::2] * 0.8, 24000)
+    paths = [tmp_path / "long.wav", tmp_path / "long-24k-stereo.wav", trained.test_clips["path"][0]]
+    whole = list(Predictor.load(trained.models, block_seconds=100.0).predict(paths))
+    blocks = list(Predictor.load(trained.models, block_seconds=2.5, workers=1).predict(paths))
+    assert all(r.ok for r in whole + blocks) and len(whole[0].segments) > 5
+    for a, b in zip(whole, blocks):
+        assert [(s.start, s.end) for s in a.segments] == [(s.start, s.end) for s in b.segments]
+        np.testing.assert_array_equal(a.proba, b.proba)
+
+
+def test_a_file_that_changes_between_the_two_reads_is_reported(trained, tmp_path, monkeypatch):
+    from ser import loader
+
+    long_recording(trained, tmp_path / "long.wav")
+    reads = []
+    real = loader.blocks
+
+    def shrinking(path, *args):
+        reads.append(path)
+        for k, block in enumerate(real(path, *args)):
+            if len(reads) > 1 and k == 2:  # the second read ends early
+                return
+            yield block
+
+    monkeypatch.setattr(loader, "blocks", shrinking)
+    paths = [tmp_path / "long.wav", trained.test_clips["path"][0]]
+    bad, good = Predictor.load(trained.models, block_seconds=3.0, workers=1).predict(paths)
+    assert bad.error.startswith("not readable a second time: the recording ended") and bad.proba is None
+    assert good.ok
+
+
+def test_memory_is_bounded_by_blocks_not_by_file_length(trained, tmp_path):
+    """Three 1-minute files, then three 4-minute ones (15 MB of float32 samples each): the memory
+    held at once hardly changes and stays far below one file: blocks and batches are in flight."""
+    import tracemalloc
+
+    long_recording(trained, tmp_path / "long.wav")
+    wave = load(tmp_path / "long.wav", SR)
+    predictor = Predictor.load(trained.models, block_seconds=2.5, batch_seconds=2.5, workers=2)
+    list(predictor.predict([tmp_path / "long.wav"]))  # lazy imports and caches, outside the measurement
+    peaks = {}
+    for minutes in (1, 4):
+        samples = np.tile(wave, int(np.ceil(minutes * 60 * SR / len(wave))))[:minutes * 60 * SR]
+        paths = [tmp_path / f"{minutes}min-{k}.wav" for k in range(3)]
+        for k, path in enumerate(paths):
+            sf.write(path, np.roll(samples, k * SR), SR)
+        tracemalloc.start()
+        try:
+            results = list(predictor.predict(paths))
+            peaks[minutes] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert all(r.ok and r.duration == minutes * 60 for r in results)
+    # holding whole files would add 3 x 11.5 MB from 1 to 4 minutes; what varies is threads' timing
+    assert peaks[4] < samples.nbytes / 2 and peaks[4] - peaks[1] < samples.nbytes / 4, (peaks, samples.nbytes)

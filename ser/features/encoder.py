@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import ConfigError, FeatureError
 
@@ -187,6 +188,20 @@ def pool(states: Sequence[torch.Tensor] | dict[int, torch.Tensor], mask: torch.T
     if average:
         return stats(sum(states[i].float() for i in indices) / len(indices)).cpu().numpy()
     return torch.cat([stats(states[i]) for i in indices], 1).cpu().numpy()
+
+
+def join_rows(states: Sequence[torch.Tensor], mask: torch.Tensor, counts: list[int], keep: set[int]
+              ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """One row per clip from consecutive rows that are chunks of it (``counts[b]`` rows for clip b).
+
+    The real frames of a clip's rows are concatenated in order, and the clips padded to the longest
+    (the new mask marks the real frames). Only the state indices in ``keep`` are joined.
+    """
+    frames = mask.sum(1).split(counts)
+    lengths = torch.stack([f.sum() for f in frames])
+    joined = {i: nn.utils.rnn.pad_sequence(states[i][mask].split(lengths.tolist()), batch_first=True)
+              for i in sorted(keep)}
+    return joined, frame_mask(lengths, int(lengths.max()))
 
 
 def frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:

@@ -3,11 +3,15 @@
 Whisper's feature extractor pads every clip to 30 s and transformers' encoder insists on that
 length; for 1-5 s emotion clips that is 6-20 times the work, and the pooled vector would depend on
 the padding. Here each clip's log-mel is computed on its own length (the same values the 30 s
-version has on those frames), cut to an even number of frames (at most 30 s), and the encoder is
-run directly: its two convolutions, the first T rows of the sinusoidal position table, then the
-layers. A batch pads mels with zeros (exactly the convolutions' own zero padding, so the real
-frames see the same input as alone) and masks the padded frames out of attention and pooling, so
-a clip's vector does not depend on what it is batched with.
+version has on those frames), cut to an even number of frames, and the encoder is run directly:
+its two convolutions, the first T rows of the sinusoidal position table, then the layers. A batch
+pads mels with zeros (exactly the convolutions' own zero padding, so the real frames see the same
+input as alone) and masks the padded frames out of attention and pooling, so a clip's vector does
+not depend on what it is batched with.
+
+The encoder has 1500 positions (30 s). A longer clip is cut into equal chunks of at most 30 s,
+each encoded as Whisper encodes its 30 s windows (own log-mel, positions from 0), and the real
+frames of its chunks are joined before pooling: the vector pools the whole clip, at 50 frames/s.
 
 Only the layers up to the deepest one asked for are run (layer 3 of whisper-base costs half the
 encoder). Hidden-state indices follow transformers: 0 = input to the first layer, i = output of
@@ -17,6 +21,7 @@ layer i, the last one after the final layer norm.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import torch
@@ -50,7 +55,6 @@ class WhisperEncoder(encoder.NeuralEncoder):
             self.preprocessor = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
         self.sample_rate = int(self.preprocessor.sampling_rate)
         self.max_frames = 2 * config.max_source_positions  # mel frames: 3000 = 30 s
-        self._warned = False
         n_layers = config.encoder_layers
         self.indices, self.average = encoder.select_layers(layers, n_layers + 1)
         self.depth = n_layers if self.average else max(self.indices)
@@ -61,16 +65,18 @@ class WhisperEncoder(encoder.NeuralEncoder):
                  str(self.dtype).removeprefix("torch."))
 
     def settings(self) -> dict:
-        return {**super().settings(), "max_seconds": self.max_frames / 100}
+        return {**super().settings(), "chunk_seconds": self.max_frames / 100}
+
+    def chunks(self, wave: np.ndarray) -> list[np.ndarray]:
+        """``wave`` cut into the fewest equal pieces of at most 30 s (one piece when it fits)."""
+        limit = self.max_frames * self.preprocessor.hop_length
+        edges = np.linspace(0, len(wave), max(1, math.ceil(len(wave) / limit)) + 1).round().astype(int)
+        return [wave[a:b] for a, b in zip(edges[:-1], edges[1:])]
 
     def log_mel(self, wave: np.ndarray) -> np.ndarray:
-        """(mels, frames) log-mel of the real length, frames even and at most 30 s."""
-        hop = self.preprocessor.hop_length
-        if len(wave) > self.max_frames * hop and not self._warned:
-            log.warning("clips longer than %.0f s are cut to their first %.0f s (Whisper's window)",
-                        self.max_frames / 100, self.max_frames / 100)
-            self._warned = True
-        wave = wave[: self.max_frames * hop]
+        """(mels, frames) log-mel of the real length of a chunk (at most 30 s), frames even."""
+        if len(wave) > self.max_frames * self.preprocessor.hop_length:
+            raise ValueError(f"{len(wave)} samples: longer than Whisper's window; encode it in chunks()")
         mel = self.preprocessor(wave, sampling_rate=self.sample_rate, padding="longest",
                                 return_tensors="np")["input_features"][0]
         frames = min(mel.shape[1], self.max_frames) // 2 * 2
@@ -80,13 +86,15 @@ class WhisperEncoder(encoder.NeuralEncoder):
 
     @torch.inference_mode()
     def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
-        mels = [self.log_mel(w) for w in waves]
+        pieces = [self.chunks(w) for w in waves]
+        mels = [self.log_mel(c) for p in pieces for c in p]
         frames = torch.tensor([m.shape[1] for m in mels])
         batch = torch.zeros(len(mels), mels[0].shape[0], int(frames.max()))
         for row, m in zip(batch, mels):
             row[:, : m.shape[1]] = torch.from_numpy(m)
         states, mask = self.hidden_states(batch.to(self.device, self.dtype), (frames // 2).to(self.device))
-        return encoder.pool(states, mask, self.indices, self.average, self.pooling)
+        joined, mask = encoder.join_rows(states, mask, [len(p) for p in pieces], set(self.indices))
+        return encoder.pool(joined, mask, self.indices, self.average, self.pooling)
 
     def hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Encoder hidden states (input, layer 1, ... up to ``depth``) and the (batch, T) mask of real frames."""
