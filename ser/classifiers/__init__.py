@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from ..cv import final_step
+
 REGISTRY = {
     "svm": "ser.classifiers.svm",
     "mlp": "ser.classifiers.mlp",
@@ -28,12 +30,6 @@ ROW_FACTS = {"groups": "speaker", "clip_ids": "clip_id", "aug": "aug"}
 def get(name: str) -> ModuleType:
     """Import the module of one classifier by its params.yaml name."""
     return importlib.import_module(REGISTRY[name])
-
-
-def final_step(model: BaseEstimator) -> BaseEstimator:
-    """The classifier at the end of a Pipeline (or the estimator itself)."""
-    steps = getattr(model, "steps", None)
-    return steps[-1][1] if steps else model
 
 
 def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame | None = None,

@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NO_SPEAKER = "unknown"  # the speaker of a clip whose corpus names none (a folder of one's own recordings)
-
 REGISTRY = {
     "cremad": "ser.datasets.cremad",
     "ravdess": "ser.datasets.ravdess",

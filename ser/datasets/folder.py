@@ -16,8 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DatasetError
-from ..labels import canonical
-from . import NO_SPEAKER
+from ..labels import NO_SPEAKER, canonical
 from ._files import _frame, _scan
 
 log = logging.getLogger(__name__)
