@@ -18,10 +18,10 @@ from pydantic import Field, PlainValidator, ValidationError, create_model, model
 from . import classifiers, datasets
 from .errors import ConfigError
 from .features import REGISTRY as EXTRACTORS
-from .section import Section
+from .section import Section as _Section
 
 
-class DataParams(Section):
+class DataParams(_Section):
     dir: str | None = None
     csv: str | None = None
     labels: list[str] | None = None
@@ -37,14 +37,14 @@ class DataParams(Section):
         return Path(self.dir) if self.dir else Path("data/raw") / dataset
 
 
-class SyntheticParams(Section):
+class SyntheticParams(_Section):
     speakers: int = Field(8, ge=2)
     clips: int = Field(6, ge=1, description="clips per speaker and class")
     classes: list[str] = ["angry", "happy", "neutral", "sad"]
     duration: float = Field(1.5, gt=0.1)
 
 
-class MfccParams(Section):
+class MfccParams(_Section):
     n_mfcc: int = Field(40, ge=1)
     n_fft: int = Field(512, ge=16)
     hop_length: int = Field(160, ge=1)
@@ -63,7 +63,7 @@ def _layers(value: object) -> str | int | list[int]:
     raise ValueError("use last, mean, one layer index (e.g. 12 or -1) or a list of them (e.g. [-4, -3, -2, -1])")
 
 
-class FeatureParams(Section):
+class FeatureParams(_Section):
     extractor: str = "ssl"
     model: str = Field("microsoft/wavlm-large", min_length=1, description="hub id or local folder (ssl, whisper)")
     layers: Annotated[str | int | list[int], PlainValidator(_layers)] = "last"
@@ -74,7 +74,7 @@ class FeatureParams(Section):
     mfcc: MfccParams = MfccParams()
 
 
-class _Range(Section):
+class _Range(_Section):
     """An augmentation drawn from [low, high] (the fields named in ``bounds``), applied with probability p."""
 
     bounds: ClassVar[tuple[str, str]]
@@ -115,7 +115,7 @@ class GainParams(_Range):
     p: float = Field(0.5, ge=0, le=1)
 
 
-class AugmentParams(Section):
+class AugmentParams(_Section):
     n_augmentations: int = Field(2, ge=0, description="augmented copies per clip; 0 = off")
     time_stretch: TimeStretchParams = TimeStretchParams()
     pitch_shift: PitchShiftParams = PitchShiftParams()
@@ -123,7 +123,7 @@ class AugmentParams(Section):
     gain: GainParams = GainParams()
 
 
-class TuneParams(Section):
+class TuneParams(_Section):
     enabled: bool = False
     n_trials: int = Field(30, ge=1, description="finished trials per study (shared by all workers)")
     timeout: float | None = Field(None, gt=0, description="seconds per study and worker; null = none")
@@ -133,19 +133,19 @@ class TuneParams(Section):
     validation_fraction: float = Field(0.2, gt=0, lt=0.5, description="of the training speakers, for the objective")
 
 
-class CvParams(Section):
+class CvParams(_Section):
     folds: int = Field(5, ge=2)
     group_by: Literal["speaker", "none"] = "speaker"
 
 
-class UmapParams(Section):
+class UmapParams(_Section):
     n_neighbors: int = Field(15, ge=2)
     min_dist: float = Field(0.1, ge=0)
     max_points: int = Field(30000, ge=10)
     pca_dims: int = Field(50, ge=0, description="PCA dimensions before UMAP; 0 = none")
 
 
-class _Params(Section):
+class _Params(_Section):
     """Every group but the classifiers' (added from their modules as :class:`Params`)."""
 
     seed: int = 0
