@@ -52,7 +52,7 @@ def make_clips(root: Path, files: int, seconds: float) -> pd.DataFrame:
     per = max(1, files // (6 * len(CLASSES)))
     if not root.is_dir() or len(list(root.glob("*.wav"))) != 6 * len(CLASSES) * per:
         synthetic.generate(root, speakers=6, clips=per, classes=CLASSES, duration=seconds, seed=0)
-    return synthetic.scan(root)
+    return synthetic.scan(root, PARAMS)
 
 
 def make_models(folder: Path, clips: pd.DataFrame) -> None:

@@ -2,7 +2,9 @@
 
 Each stage calls :func:`load_params` before doing any work, so an unknown dataset, extractor or
 classifier name, a missing folder or a value of the wrong type fails at once with a message that
-names the key, the bad value and the valid choices.
+names the key, the bad value and the valid choices. Each classifier's group (``svm``, ...) is the
+``Params`` model of its module in :mod:`ser.classifiers`; each corpus checks its own settings
+(:func:`ser.datasets.check`).
 """
 
 from __future__ import annotations
@@ -11,16 +13,12 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from pydantic import Field, PlainValidator, ValidationError, create_model, model_validator
 
-from .classifiers import REGISTRY as CLASSIFIERS
-from .datasets import REGISTRY as DATASETS
+from . import classifiers, datasets
 from .errors import ConfigError
 from .features import REGISTRY as EXTRACTORS
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from .section import Section as _Section
 
 
 class DataParams(_Section):
@@ -125,37 +123,6 @@ class AugmentParams(_Section):
     gain: GainParams = GainParams()
 
 
-class SvmParams(_Section):
-    C: float = Field(10.0, gt=0)
-    gamma: float | Literal["scale", "auto"] = "scale"
-    calibration_folds: int = Field(3, ge=2, description="speaker-grouped folds for the probability calibration")
-    precompute_max_rows: int = Field(30000, ge=0, description="BLAS kernel matrix up to this many rows (8*n^2 bytes)")
-
-
-class MlpParams(_Section):
-    hidden: list[Annotated[int, Field(ge=1)]] = Field([512, 256, 128], min_length=2, max_length=5)
-    dropout: float = Field(0.3, ge=0, lt=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    batch_size: int = Field(64, ge=2)
-    max_epochs: int = Field(100, ge=1)
-    patience: int = Field(15, ge=1)
-    validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="of the training speakers, for early stopping")
-    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
-
-
-class XgbParams(_Section):
-    n_estimators: int = Field(200, ge=1)
-    max_depth: int = Field(6, ge=1)
-    learning_rate: float = Field(0.1, gt=0)
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.8, gt=0, le=1)
-    min_child_weight: float = Field(1.0, ge=0)
-    max_bin: int = Field(32, ge=2)
-    device: Literal["auto", "cuda", "cpu"] = "auto"
-    n_jobs: int | None = Field(None, ge=1, description="threads; null = all cores")
-
-
 class TuneParams(_Section):
     enabled: bool = False
     n_trials: int = Field(30, ge=1, description="finished trials per study (shared by all workers)")
@@ -178,7 +145,9 @@ class UmapParams(_Section):
     pca_dims: int = Field(50, ge=0, description="PCA dimensions before UMAP; 0 = none")
 
 
-class Params(_Section):
+class _Params(_Section):
+    """Every group but the classifiers' (added from their modules as :class:`Params`)."""
+
     seed: int = 0
     dataset: str = "cremad"
     data: DataParams = DataParams()
@@ -186,22 +155,22 @@ class Params(_Section):
     features: FeatureParams = FeatureParams()
     augment: AugmentParams = AugmentParams()
     classifier: str = "svm"
-    svm: SvmParams = SvmParams()
-    mlp: MlpParams = MlpParams()
-    xgboost: XgbParams = XgbParams()
     cv: CvParams = CvParams()
     tune: TuneParams = TuneParams()
     umap: UmapParams = UmapParams()
 
     @model_validator(mode="after")
-    def _names(self) -> Params:
-        _choice("dataset", self.dataset, DATASETS)
+    def _names(self) -> _Params:
+        _choice("dataset", self.dataset, datasets.REGISTRY)
         _choice("features.extractor", self.features.extractor, EXTRACTORS)
-        _choice("classifier", self.classifier, CLASSIFIERS)
-        if self.dataset == "folder" and not (self.data.csv or self.data.dir):
-            raise ValueError("dataset 'folder' needs data.csv (path,label[,speaker]) or data.dir "
-                             "(one sub-folder per label)")
+        _choice("classifier", self.classifier, classifiers.REGISTRY)
+        datasets.check(self)
         return self
+
+
+_CLASSIFIER_GROUPS = {name: classifiers.get(name).Params for name in classifiers.REGISTRY}
+Params = create_model("Params", __base__=_Params, __module__=__name__, __doc__="The whole of params.yaml.",
+                      **{name: (group, group()) for name, group in _CLASSIFIER_GROUPS.items()})
 
 
 def _choice(key: str, value: str, choices: dict) -> None:
@@ -227,7 +196,10 @@ def load_params(path: str | Path = "params.yaml", need_data: bool = False) -> Pa
     except ValidationError as err:
         raise ConfigError(f"{path}: invalid parameters\n{_describe(err)}") from None
     if need_data:
-        _check_paths(params, path)
+        try:
+            datasets.check(params, need_data=True)
+        except ValueError as err:
+            raise ConfigError(f"{path}: {err}") from None
     return params
 
 
@@ -245,15 +217,3 @@ def _describe(err: ValidationError) -> str:
             lines.append(f"  {key or '(top level)'}: {value!r} is invalid: {e['msg']}{hint}")
     return "\n".join(lines)
 
-
-def _check_paths(params: Params, path: Path) -> None:
-    data = params.data
-    if params.dataset == "folder" and data.csv and not Path(data.csv).is_file():
-        raise ConfigError(f"{path}: data.csv: {data.csv!r} does not exist; point it at a CSV with "
-                          "columns path,label[,speaker]")
-    local_only = params.dataset not in ("cremad", "synthetic") and not (params.dataset == "folder" and data.csv)
-    root = data.root(params.dataset)
-    if local_only and not root.is_dir():
-        raise ConfigError(f"{path}: data.dir: {str(root)!r} is not a folder; dataset "
-                          f"{params.dataset!r} is read from a local copy, so set data.dir to "
-                          "the folder that holds it")

@@ -25,7 +25,6 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from .classifiers import final_step
 from .metrics import HEADLINE, scores
 
 log = logging.getLogger(__name__)
@@ -210,6 +209,12 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
         parts.append(part)
     result.oof = pd.concat(parts, ignore_index=True)
     return result
+
+
+def final_step(model: BaseEstimator) -> BaseEstimator:
+    """The classifier at the end of a Pipeline (or the estimator itself)."""
+    steps = getattr(model, "steps", None)
+    return steps[-1][1] if steps else model
 
 
 def fit_facts(model: BaseEstimator) -> dict:

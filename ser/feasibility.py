@@ -16,8 +16,8 @@ import pandas as pd
 
 from .config import CvParams
 from .cv import Plan, outer_folds, plan
-from .datasets import NO_SPEAKER
 from .errors import DatasetError
+from .labels import NO_SPEAKER
 
 DROP_OR_MERGE = "drop the class (data.labels lists the classes to keep) or merge it (data.label_map)"
 

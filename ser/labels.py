@@ -1,4 +1,6 @@
-"""Canonical emotion names shared by every corpus parser."""
+"""Canonical emotion names shared by every corpus parser, and the speaker of a clip without one."""
+
+NO_SPEAKER = "unknown"  # the speaker of a clip whose corpus names none (a folder of one's own recordings)
 
 ANGRY, CALM, DISGUST, FEARFUL, HAPPY, NEUTRAL, SAD, SURPRISED = (
     "angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised",

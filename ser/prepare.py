@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
@@ -20,19 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def scan_corpus(params: Params) -> pd.DataFrame:
-    """Fetch or generate the corpus if needed and list its clips (no audio read yet)."""
+    """Fetch the corpus if it has a fetch step (download, generate) and list its clips (no audio read yet)."""
     root = params.data.root(params.dataset)
-    module = datasets.get(params.dataset)
-    if params.dataset == "synthetic":
-        s = params.synthetic
-        log.info("generating the SYNTHETIC corpus in %s (%d speakers x %d classes x %d clips)",
-                 root, s.speakers, len(s.classes), s.clips)
-        module.generate(root, s.speakers, s.clips, s.classes, s.duration, params.seed)
-    elif params.dataset == "cremad":
-        module.download(root, workers=params.data.workers)
-    if params.dataset == "folder":
-        return module.scan(root, Path(params.data.csv) if params.data.csv else None)
-    return module.scan(root)
+    corpus = datasets.get(params.dataset)
+    if hasattr(corpus, "fetch"):
+        corpus.fetch(root, params)
+    return corpus.scan(root, params)
 
 
 def select_labels(clips: pd.DataFrame, labels: Sequence[str] | None,

@@ -3,8 +3,9 @@
 Each outer fold gets its own study, run on that fold's training rows only: a trial fits on part of
 the training speakers and is scored by UAR on the rest (``tune.validation_fraction`` of them,
 original clips only), so the outer test fold never influences the choice. The final model is tuned
-the same way on all data. The MLP reports its early-stopping validation UAR after every epoch and
-a MedianPruner stops unpromising trials.
+the same way on all data. The search space is the classifier module's ``space``. A classifier
+whose fit takes an ``epoch_callback`` (the MLP) reports its early-stopping validation UAR after
+every epoch, and a MedianPruner stops unpromising trials.
 
 Studies live in ``tune.storage`` (SQLite by default; any Optuna RDB URL) under names that include a
 fingerprint of the data and the settings, so a study is resumed, or shared by several machines,
@@ -44,39 +45,7 @@ from .cv import outer_folds, validation_split
 
 log = logging.getLogger(__name__)
 
-SPACE_VERSION = 1  # bump when a search space changes, so old studies are not resumed
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-# --- search spaces: trial -> overrides of the classifier's params group ---------------------------
-
-def svm_space(trial: optuna.Trial) -> dict:
-    gamma = "scale"
-    if trial.suggest_categorical("gamma_kind", ["scale", "value"]) == "value":
-        gamma = trial.suggest_float("gamma", 1e-5, 1e-1, log=True)
-    return {"C": trial.suggest_float("C", 0.1, 100.0, log=True), "gamma": gamma}
-
-
-def mlp_space(trial: optuna.Trial) -> dict:
-    """Widths halve from the first layer down (512 x 3 layers = the default 512-256-128)."""
-    layers = trial.suggest_int("layers", 2, 5)
-    units = trial.suggest_int("units", 128, 1024, log=True)
-    return {"lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
-            "hidden": [max(32, units >> i) for i in range(layers)],
-            "dropout": trial.suggest_float("dropout", 0.1, 0.5)}
-
-
-def xgboost_space(trial: optuna.Trial) -> dict:
-    return {"max_depth": trial.suggest_int("max_depth", 3, 10),
-            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-            "n_estimators": trial.suggest_int("n_estimators", 100, 500, step=50),
-            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
-            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20.0, log=True)}
-
-
-SPACES: dict[str, Callable[[optuna.Trial], dict]] = {"svm": svm_space, "mlp": mlp_space, "xgboost": xgboost_space}
 
 
 def with_overrides(params: Params, overrides: dict) -> Params:
@@ -103,7 +72,8 @@ def fingerprint(X: np.ndarray, meta: pd.DataFrame, params: Params) -> str:
     h.update(np.ascontiguousarray(X).view(np.uint8).data)
     for column in ("clip_id", "label", "speaker", "aug"):
         h.update("\0".join(map(str, meta[column])).encode())
-    h.update(json.dumps({"space": SPACE_VERSION, "seed": params.seed, "classifier": params.classifier,
+    space_version = classifiers.get(params.classifier).SPACE_VERSION
+    h.update(json.dumps({"space": space_version, "seed": params.seed, "classifier": params.classifier,
                          "group": getattr(params, params.classifier).model_dump(), "cv": params.cv.model_dump(),
                          "inner": params.tune.validation_fraction}, sort_keys=True).encode())
     return h.hexdigest()
@@ -129,8 +99,7 @@ def open_study(params: Params, name: str, seeded: bool = True) -> optuna.Study:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     done = _finished(optuna.create_study(study_name=name, storage=url, direction="maximize", load_if_exists=True))
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10)
-              if params.classifier == "mlp" else optuna.pruners.NopPruner())
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10)  # trials that report epochs
     sampler = optuna.samplers.TPESampler(seed=params.seed + done if seeded else None)
     return optuna.load_study(study_name=name, storage=url, sampler=sampler, pruner=pruner)
 
@@ -139,16 +108,15 @@ def tune(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, params: Params, name:
          seeded: bool = True) -> TuneResult:
     """Search the classifier's params on these (training) rows until the study has ``tune.n_trials``
     finished trials; return the best trial's overrides."""
-    space, module = SPACES[params.classifier], classifiers.get(params.classifier)
+    module = classifiers.get(params.classifier)
     speakers = meta["speaker"].to_numpy() if params.cv.group_by == "speaker" else None
     fit_rows, val_rows, units = validation_split(y, speakers, meta["clip_id"].to_numpy(), meta["aug"].to_numpy(),
                                                  params.tune.validation_fraction, params.seed)
 
     def objective(trial: optuna.Trial) -> float:
-        model = module.build(with_overrides(params, space(trial)), params.seed)
-        callback = _pruning(trial) if params.classifier == "mlp" else None
+        model = module.build(with_overrides(params, module.space(trial)), params.seed)
         classifiers.fit(model, X[fit_rows], y[fit_rows], meta.iloc[fit_rows], params.cv.group_by,
-                        epoch_callback=callback)
+                        epoch_callback=_pruning(trial))
         return float(balanced_accuracy_score(y[val_rows], model.predict(X[val_rows])))
 
     study = open_study(params, name, seeded)
@@ -162,7 +130,7 @@ def tune(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, params: Params, name:
         study.optimize(objective, n_trials=todo, timeout=cfg.timeout, n_jobs=cfg.n_jobs, gc_after_trial=True,
                        callbacks=[MaxTrialsCallback(cfg.n_trials, states=FINISHED)])
     best = study.best_trial
-    result = TuneResult(name, space(optuna.trial.FixedTrial(best.params)), float(best.value), _finished(study),
+    result = TuneResult(name, module.space(optuna.trial.FixedTrial(best.params)), float(best.value), _finished(study),
                         units)
     log.info("tuning %s: best inner UAR %.3f (trial %d of %d) with %s", name, result.best_value, best.number,
              result.n_trials, result.best_params)
@@ -174,7 +142,7 @@ def _finished(study: optuna.Study) -> int:
 
 
 def _pruning(trial: optuna.Trial) -> Callable[[int, float], None]:
-    """MLP epoch callback: report the validation UAR, stop the trial if the pruner says so."""
+    """Epoch callback (the MLP's): report the validation UAR, stop the trial if the pruner says so."""
     def report(epoch: int, val_uar: float) -> None:
         trial.report(val_uar, epoch)
         if trial.should_prune():

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ser.config import load_params
+from ser import classifiers
+from ser.config import Params, load_params
 from ser.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,9 @@ def test_repository_params_are_valid():
     ("cv__folds", "five", ["cv.folds", "'five'"]),
     ("cv__group_by", "actor", ["cv.group_by", "'actor'", "speaker", "none"]),
     ("data__labels", "angry", ["data.labels", "'angry'"]),
+    ("svm__C", -1, ["svm.C", "-1", "greater than 0"]),
+    ("mlp__hidden", [64], ["mlp.hidden", "[64]", "at least 2"]),
+    ("xgboost__device", "mps", ["xgboost.device", "'mps'", "'cuda'"]),
 ])
 def test_bad_value_names_key_value_and_choices(tmp_path, key, value, words):
     with pytest.raises(ConfigError) as err:
@@ -48,6 +52,15 @@ def test_bad_value_names_key_value_and_choices(tmp_path, key, value, words):
 def test_unknown_key_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"cv\.fold: unknown key"):
         load_params(write(tmp_path, cv__fold=3))
+    with pytest.raises(ConfigError, match=r"svm\.c: unknown key"):
+        load_params(write(tmp_path, svm__c=3))
+
+
+def test_each_classifier_group_is_its_modules_params_model():
+    for name in classifiers.REGISTRY:
+        group = classifiers.get(name).Params
+        assert Params.model_fields[name].annotation is group
+        assert getattr(Params(), name) == group()
 
 
 def test_missing_local_corpus_folder_fails_before_work(tmp_path):

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ser.config import Params
 from ser.datasets import emodb, folder, ravdess, savee, tess
 from ser.errors import DatasetError
 
 SHARED_RAVDESS = Path("/work/shared/data/ravdess-speech-16k")
 COLUMNS = ["clip_id", "path", "label", "speaker"]
+PARAMS = Params()  # data.csv null: the folder corpus reads label folders
 
 
 def clip(path: Path) -> Path:
@@ -35,6 +37,11 @@ def check_frame(frame, rows: int) -> None:
     assert frame["path"].map(lambda p: Path(p).is_absolute() and Path(p).is_file()).all()
 
 
+def listing(csv: Path) -> Params:
+    """Params of the folder corpus read from ``csv``."""
+    return Params(dataset="folder", data={"csv": str(csv)})
+
+
 def warnings(caplog) -> str:
     return " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
 
@@ -48,7 +55,7 @@ def test_ravdess(tmp_path, caplog):
                  "__MACOSX/Actor_01/._03-01-01-01-01-01-01.wav")  # unzip debris, ignored
     (root / "Actor_01" / "readme.txt").write_text("not audio")
     with caplog.at_level(logging.WARNING):
-        frame = ravdess.scan(root)
+        frame = ravdess.scan(root, PARAMS)
     check_frame(frame, 3)
     assert list(frame["clip_id"]) == ["03-01-01-01-01-01-01", "03-01-05-02-02-01-01", "03-01-08-02-01-02-02"]
     assert list(frame["label"]) == ["neutral", "angry", "surprised"]
@@ -63,7 +70,7 @@ def test_ravdess(tmp_path, caplog):
 
 @pytest.mark.skipif(not SHARED_RAVDESS.is_dir(), reason=f"shared RAVDESS copy {SHARED_RAVDESS} not present")
 def test_ravdess_shared_copy():
-    frame = ravdess.scan(SHARED_RAVDESS)
+    frame = ravdess.scan(SHARED_RAVDESS, PARAMS)
     check_frame(frame, 1440)
     assert frame["label"].nunique() == 8 and frame["speaker"].nunique() == 24
     assert (frame["label"] == "neutral").sum() == 96
@@ -78,7 +85,7 @@ def test_tess(tmp_path, caplog):
                  "YAF_sad/YAF_home_sadd.wav",  # misspelt emotion: the folder says sad
                  "OAF_angry/back.wav", "OAF_angry/XYZ_back_angry.wav")  # not TESS names
     with caplog.at_level(logging.WARNING):
-        frame = tess.scan(root).set_index("clip_id")
+        frame = tess.scan(root, PARAMS).set_index("clip_id")
     check_frame(frame.reset_index(), 6)
     assert frame["label"].to_dict() == {
         "OAF_back_angry": "angry", "YAF_bath_ps": "surprised", "OAF_chain_pleasant_surprise": "surprised",
@@ -97,7 +104,7 @@ def test_savee_both_layouts(tmp_path, caplog):
                  "AudioData/DC/x01.wav", "AudioData/a01.wav")  # unknown prefix; no speaker folder
     (root / "AudioData" / "DC" / "Info.txt").write_text("not audio")
     with caplog.at_level(logging.WARNING):
-        frame = savee.scan(root)
+        frame = savee.scan(root, PARAMS)
     check_frame(frame, 4)
     assert list(frame["clip_id"]) == ["DC_a01", "JE_sa03", "JK_n30", "KL_su15"]
     assert list(frame["label"]) == ["angry", "sad", "neutral", "surprised"]
@@ -111,7 +118,7 @@ def test_emodb(tmp_path, caplog):
                  "wav/03a01Fa.wav", "wav/08b02Wb.wav", "wav/16a05Lc.wav", "wav/12b10Ta.wav",
                  "wav/03a01Xa.wav", "wav/99a01Fa.wav")  # unknown emotion letter; unknown speaker
     with caplog.at_level(logging.WARNING):
-        frame = emodb.scan(root)
+        frame = emodb.scan(root, PARAMS)
     check_frame(frame, 4)
     assert list(frame["clip_id"]) == ["03a01Fa", "08b02Wb", "12b10Ta", "16a05Lc"]
     assert list(frame["label"]) == ["happy", "angry", "sad", "boredom"]
@@ -125,7 +132,7 @@ def test_emodb(tmp_path, caplog):
 def test_folder_of_label_folders(tmp_path, caplog):
     root = clips(tmp_path / "mine", "happy/a.wav", "Sad/take1/b.flac", "angry/a.wav", "loose.wav")
     with caplog.at_level(logging.WARNING):
-        frame = folder.scan(root)
+        frame = folder.scan(root, PARAMS)
     check_frame(frame, 3)
     assert dict(zip(frame["clip_id"], frame["label"])) == {"happy/a.wav": "happy", "Sad/take1/b.flac": "sad",
                                                           "angry/a.wav": "angry"}
@@ -142,7 +149,7 @@ def test_folder_csv(tmp_path, caplog):
     csv.write_text("path,label,speaker,gender\n"
                    f"../audio/one.wav,Happiness,01,f\n{elsewhere},excited,02,m\n../audio/gone.wav,sad,01,f\n")
     with caplog.at_level(logging.WARNING):
-        frame = folder.scan(tmp_path / "unused", csv).set_index("clip_id")
+        frame = folder.scan(tmp_path / "unused", listing(csv)).set_index("clip_id")
     assert list(frame.reset_index().columns) == [*COLUMNS, "gender"]
     assert frame["label"].to_dict() == {"../audio/one.wav": "happy", str(elsewhere): "excited",
                                         "../audio/gone.wav": "sad"}
@@ -157,7 +164,7 @@ def test_folder_csv_alternative_header(tmp_path, caplog):
     csv = tmp_path / "list.csv"
     csv.write_text("file_path,emotion_code\nx.wav,ANG\n")
     with caplog.at_level(logging.WARNING):
-        frame = folder.scan(tmp_path, csv)
+        frame = folder.scan(tmp_path, listing(csv))
     assert frame[COLUMNS].values.tolist() == [["x.wav", str(tmp_path / "x.wav"), "angry", "unknown"]]
 
 
@@ -171,13 +178,13 @@ def test_folder_csv_errors(tmp_path, text, error):
     csv = tmp_path / "bad.csv"
     csv.write_text(text)
     with pytest.raises(DatasetError, match=error) as err:
-        folder.scan(tmp_path, csv)
+        folder.scan(tmp_path, listing(csv))
     assert str(csv) in str(err.value)
 
 
 def test_folder_csv_missing(tmp_path):
     with pytest.raises(DatasetError, match="does not exist.*data.csv"):
-        folder.scan(tmp_path, tmp_path / "nope.csv")
+        folder.scan(tmp_path, listing(tmp_path / "nope.csv"))
 
 
 PARSERS = [ravdess, tess, savee, emodb, folder]
@@ -187,7 +194,7 @@ PARSERS = [ravdess, tess, savee, emodb, folder]
 def test_missing_folder(tmp_path, parser):
     root = tmp_path / "not-here"
     with pytest.raises(DatasetError) as err:
-        parser.scan(root)
+        parser.scan(root, PARAMS)
     message = str(err.value)
     assert str(root) in message and "data.dir" in message and "params.yaml" in message and "layout" in message
 
@@ -197,7 +204,7 @@ def test_no_matching_files(tmp_path, parser):
     root = clips(tmp_path / "corpus", "random.wav")  # directly in the root: no corpus names, no label folder
     (root / "empty").mkdir()
     with pytest.raises(DatasetError, match="data.dir") as err:
-        parser.scan(root)
+        parser.scan(root, PARAMS)
     assert str(root) in str(err.value)
     with pytest.raises(DatasetError, match="no .* clips found"):
-        parser.scan(root / "empty")
+        parser.scan(root / "empty", PARAMS)

@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
     synthetic speakers; plus leave-one-speaker-out CV accuracy and two held-out speakers' files."""
     tmp = tmp_path_factory.mktemp("predict")
     synthetic.generate(tmp / "corpus", speakers=8, clips=5, classes=CLASSES, duration=1.2, seed=0)
-    clips = synthetic.scan(tmp / "corpus")
+    clips = synthetic.scan(tmp / "corpus", Params())
     params = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"}})
     extractor = features.build(params)
     X = extractor.transform([load(p, SR) for p in clips["path"]])

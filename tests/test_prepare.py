@@ -1,13 +1,18 @@
-"""prepare: label selection and the exclusion report (one broken clip never stops a run)."""
+"""prepare: the corpus protocol, label selection and the exclusion report (one broken clip never
+stops a run)."""
+
+import sys
+import types
 
 import pandas as pd
 import pytest
 from audio_fixtures import tone
 
+from ser import datasets
 from ser.audio import probe
-from ser.config import Params
-from ser.errors import DatasetError
-from ser.prepare import build_manifest, select_labels
+from ser.config import Params, load_params
+from ser.errors import ConfigError, DatasetError
+from ser.prepare import build_manifest, scan_corpus, select_labels
 
 
 def folder_params(root, **data) -> Params:
@@ -61,3 +66,50 @@ def test_all_clips_excluded_is_an_error(tmp_path):
     (tmp_path / "c" / "happy" / "x.wav").write_bytes(b"")
     with pytest.raises(DatasetError, match="no usable clips"):
         build_manifest(folder_params(tmp_path / "c"))
+
+
+def registered(monkeypatch, name: str, **functions) -> None:
+    """A corpus module made of ``functions`` (fetch, scan, check), added to the registry."""
+    module = types.ModuleType(f"corpus_{name}")
+    module.__dict__.update(functions)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(datasets.REGISTRY, name, module.__name__)
+
+
+def test_a_new_corpus_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
+    calls = []
+
+    def fetch(root, params):
+        calls.append(("fetch", root))
+        tone(root / "a.wav", 0.5)
+
+    def scan(root, params):
+        calls.append(("scan", root))
+        return pd.DataFrame({"clip_id": ["a"], "path": [str(root / "a.wav")], "label": ["happy"], "speaker": ["s1"]})
+
+    registered(monkeypatch, "fetched", fetch=fetch, scan=scan)
+    params = Params.model_validate({"dataset": "fetched", "data": {"dir": str(tmp_path / "new")}})
+    clips = scan_corpus(params)
+    assert calls == [("fetch", tmp_path / "new"), ("scan", tmp_path / "new")]
+    assert list(clips["clip_id"]) == ["a"]
+
+
+def test_a_corpus_without_fetch_must_be_there_before_prepare(tmp_path, monkeypatch):
+    registered(monkeypatch, "local", scan=lambda root, params: None)
+    path = tmp_path / "params.yaml"
+    path.write_text(f"dataset: local\ndata: {{dir: {tmp_path / 'missing'}}}\n")
+    load_params(path)  # only prepare reads the corpus
+    with pytest.raises(ConfigError, match=r"data\.dir: .*missing.* is not a folder; dataset 'local'"):
+        load_params(path, need_data=True)
+
+
+def test_a_corpus_check_is_run_with_the_params(tmp_path, monkeypatch):
+    def check(params, need_data):
+        if params.data.labels is None:
+            raise ValueError("dataset 'picky' needs data.labels")
+
+    registered(monkeypatch, "picky", scan=lambda root, params: None, check=check)
+    path = tmp_path / "params.yaml"
+    path.write_text("dataset: picky\n")
+    with pytest.raises(ConfigError, match="dataset 'picky' needs data.labels"):
+        load_params(path)

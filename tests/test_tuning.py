@@ -84,12 +84,12 @@ def test_every_point_of_the_search_spaces_is_a_valid_params_group(classifier):
     params = Params(classifier=classifier)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(30):
-        overrides = tuning.SPACES[classifier](study.ask())
+        overrides = classifiers.get(classifier).space(study.ask())
         group = getattr(tuning.with_overrides(params, overrides), classifier)
         assert {k: getattr(group, k) for k in overrides} == overrides
 
 
-def test_study_names_change_with_the_data_and_the_settings(data):
+def test_study_names_change_with_the_data_and_the_settings(data, monkeypatch):
     X, meta = data
     params = Params(classifier="svm")
     base = tuning.fingerprint(X, meta, params)
@@ -97,6 +97,8 @@ def test_study_names_change_with_the_data_and_the_settings(data):
     assert tuning.fingerprint(X + np.float32(1), meta, params) != base
     assert tuning.fingerprint(X, meta, Params(classifier="svm", seed=1)) != base
     assert tuning.fingerprint(X, meta, Params(classifier="xgboost")) != base
+    monkeypatch.setattr(classifiers.get("svm"), "SPACE_VERSION", 2)  # a changed search space
+    assert tuning.fingerprint(X, meta, params) != base
 
 
 def test_storage_passwords_stay_out_of_results():

@@ -1,8 +1,19 @@
-"""Classifier registry: each module has ``build(params, seed)`` returning a scikit-learn style
-estimator (fit / predict / predict_proba, scaling inside), plus ``save(model, dir)`` and
-``load(dir)`` in a format that does not execute code when loaded.
+"""Classifier registry. Each module declares, for its params.yaml group (the registry name):
 
-Adding a classifier means one module in this package and one line here.
+- ``Params``: the group's pydantic model (fields, defaults, validation); :mod:`ser.config` adds it
+  to the params as ``<name>``;
+- ``space(trial) -> dict`` and ``SPACE_VERSION``: the Optuna search space, as overrides of the
+  group, and its version (bumped when the space changes, so no study resumes across it);
+- ``build(params, seed)``: a scikit-learn style estimator (fit / predict / predict_proba, scaling
+  inside);
+- ``save(model, dir)`` and ``load(dir)``, in a format that does not execute code when loaded.
+
+:mod:`ser.config` imports every classifier module for its ``Params``, so a module imports heavy
+libraries (torch, XGBoost, skops) inside the functions that use them. A final step whose fit takes
+``epoch_callback`` reports each epoch's validation UAR, so tuning can prune its trials.
+
+Adding a classifier means one module in this package, one line here, and its group in params.yaml
+and in the train stage's params in dvc.yaml.
 """
 
 from __future__ import annotations
@@ -14,6 +25,8 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+
+from ..cv import final_step
 
 REGISTRY = {
     "svm": "ser.classifiers.svm",
@@ -28,12 +41,6 @@ ROW_FACTS = {"groups": "speaker", "clip_ids": "clip_id", "aug": "aug"}
 def get(name: str) -> ModuleType:
     """Import the module of one classifier by its params.yaml name."""
     return importlib.import_module(REGISTRY[name])
-
-
-def final_step(model: BaseEstimator) -> BaseEstimator:
-    """The classifier at the end of a Pipeline (or the estimator itself)."""
-    steps = getattr(model, "steps", None)
-    return steps[-1][1] if steps else model
 
 
 def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame | None = None,

@@ -8,7 +8,8 @@ deterministic, but some kernels (e.g. the weighted loss) have no deterministic v
 and GPU runs may differ in the last digits.
 
 Saved as safetensors (weights) + JSON (settings, classes, scaler, history): loading executes no
-code and rebuilds an estimator that predicts identically.
+code and rebuilds an estimator that predicts identically. torch is imported where it is used, so
+that reading params.yaml (which validates :class:`Params`) does not load it.
 """
 
 from __future__ import annotations
@@ -18,32 +19,65 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
+from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
-from torch import nn
 from tqdm.auto import tqdm
 
 from ..cv import validation_split
 from ..io import read_json, write_json
+from ..section import Section
 from . import scaler_json
 from .devices import torch_device, torch_threads
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from torch import nn
+
+    from ..config import Params as AllParams
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "mlp.safetensors"
 CONFIG_FILE = "mlp.json"
 EVAL_BATCH = 8192
+SPACE_VERSION = 1  # bump when space() changes, so old studies are not resumed
 
 EpochCallback = Callable[[int, float], None]
 
 
-def build(params, seed: int = 0) -> Pipeline:
+class Params(Section):
+    """params.yaml ``mlp``."""
+
+    hidden: list[Annotated[int, Field(ge=1)]] = Field([512, 256, 128], min_length=2, max_length=5)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(64, ge=2)
+    max_epochs: int = Field(100, ge=1)
+    patience: int = Field(15, ge=1)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="of the training speakers, for early stopping")
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+
+
+def space(trial: optuna.Trial) -> dict:
+    """Optuna's overrides of ``mlp``. Widths halve from the first layer down (512 x 3 layers = the
+    default 512-256-128)."""
+    layers = trial.suggest_int("layers", 2, 5)
+    units = trial.suggest_int("units", 128, 1024, log=True)
+    return {"lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
+            "hidden": [max(32, units >> i) for i in range(layers)],
+            "dropout": trial.suggest_float("dropout", 0.1, 0.5)}
+
+
+def build(params: AllParams, seed: int = 0) -> Pipeline:
     """StandardScaler + MLP; all refit on each training fold."""
     p = params.mlp
     mlp = TorchMLPClassifier(hidden=tuple(p.hidden), dropout=p.dropout, lr=p.lr, weight_decay=p.weight_decay,
@@ -54,6 +88,8 @@ def build(params, seed: int = 0) -> Pipeline:
 
 def network(n_features: int, hidden: tuple[int, ...], n_classes: int, dropout: float) -> nn.Sequential:
     """[Linear -> BatchNorm1d -> ReLU -> Dropout] per hidden layer, then a linear output layer."""
+    from torch import nn
+
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(n_features, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout)]
@@ -91,6 +127,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, groups=None, clip_ids=None, aug=None,
             epoch_callback: EpochCallback | None = None) -> TorchMLPClassifier:
+        import torch
+
         X, y = validate_data(self, X, y, dtype=np.float32)
         self.classes_, codes = np.unique(y, return_inverse=True)
         self.train_rows_, self.validation_rows_ = train, val = self._split(codes, groups, clip_ids, aug)
@@ -103,6 +141,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
+        import torch
+
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=np.float32)
         self.module_.eval()
@@ -130,10 +170,15 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         return np.arange(len(codes)), np.arange(0)
 
     def _logits(self, X: torch.Tensor) -> torch.Tensor:
+        import torch
+
         return torch.cat([self.module_(X[i:i + EVAL_BATCH]) for i in range(0, len(X), EVAL_BATCH)])
 
     def _train(self, X: np.ndarray, codes: np.ndarray, train: np.ndarray, val: np.ndarray,
                epoch_callback: EpochCallback | None) -> None:
+        import torch
+        from torch import nn
+
         dev = self.device_
         Xt, yt = torch.from_numpy(np.ascontiguousarray(X)).to(dev), torch.from_numpy(codes).to(dev)
         val_rows = torch.from_numpy(val).to(dev)
@@ -206,6 +251,8 @@ def _uar(actual: np.ndarray, predicted: np.ndarray) -> float:
 @contextmanager
 def _seeded(seed: int, device: str) -> Iterator[None]:
     """Seed torch (without touching the caller's RNG state) and use deterministic algorithms."""
+    import torch
+
     devices = list(range(torch.cuda.device_count())) if device == "cuda" else []
     if devices:  # deterministic cuBLAS; read when cuBLAS starts, i.e. at this process's first CUDA matmul
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -222,6 +269,8 @@ def _seeded(seed: int, device: str) -> Iterator[None]:
 
 def save(model: Pipeline, folder: Path) -> Path:
     """``mlp.safetensors`` (weights) + ``mlp.json`` (settings, classes, scaler, training history)."""
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     scaler, mlp = model[0], model[-1]
     state = {k: v.detach().cpu().contiguous() for k, v in mlp.module_.state_dict().items()}
@@ -238,6 +287,8 @@ def save(model: Pipeline, folder: Path) -> Path:
 
 
 def load(folder: Path) -> Pipeline:
+    from safetensors.torch import load_file
+
     folder = Path(folder)
     config = read_json(folder / CONFIG_FILE)
     mlp = TorchMLPClassifier(**{**config["params"], "hidden": tuple(config["params"]["hidden"])})

@@ -16,9 +16,10 @@ The balanced class weights reach both the SVC and the calibration (as sample wei
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import skops.io as sio
+from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
@@ -28,12 +29,36 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..cv import grouped_folds, split_units
+from ..section import Section
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..config import Params as AllParams
 
 FILE = "svm.skops"
 CHUNK = 2048  # rows of the kernel matrix computed at a time
+SPACE_VERSION = 1  # bump when space() changes, so old studies are not resumed
 
 
-def build(params, seed: int = 0) -> Pipeline:
+class Params(Section):
+    """params.yaml ``svm``."""
+
+    C: float = Field(10.0, gt=0)
+    gamma: float | Literal["scale", "auto"] = "scale"
+    calibration_folds: int = Field(3, ge=2, description="speaker-grouped folds for the probability calibration")
+    precompute_max_rows: int = Field(30000, ge=0, description="BLAS kernel matrix up to this many rows (8*n^2 bytes)")
+
+
+def space(trial: optuna.Trial) -> dict:
+    """Optuna's overrides of ``svm``: C, and gamma as 'scale' or a value."""
+    gamma = "scale"
+    if trial.suggest_categorical("gamma_kind", ["scale", "value"]) == "value":
+        gamma = trial.suggest_float("gamma", 1e-5, 1e-1, log=True)
+    return {"C": trial.suggest_float("C", 0.1, 100.0, log=True), "gamma": gamma}
+
+
+def build(params: AllParams, seed: int = 0) -> Pipeline:
     """StandardScaler + RBF SVC with calibrated probabilities; all refit on each training fold."""
     p = params.svm
     svc = RbfSVC(C=p.C, gamma=p.gamma, calibration_folds=p.calibration_folds,
@@ -147,12 +172,16 @@ TRUSTED = (f"{__name__}.RbfSVC", "sklearn.calibration._CalibratedClassifier",
 def save(model: Pipeline, folder: Path) -> Path:
     """skops format: loading it instantiates only scikit-learn/numpy types and RbfSVC, never
     arbitrary code."""
+    import skops.io as sio  # slow import (it loads torch): only here, so reading params stays fast
+
     path = Path(folder) / FILE
     sio.dump(model, path)
     return path
 
 
 def load(folder: Path) -> Pipeline:
+    import skops.io as sio
+
     path = Path(folder) / FILE
     trusted = [t for t in sio.get_untrusted_types(file=path) if t in TRUSTED]
     return sio.load(path, trusted=trusted)

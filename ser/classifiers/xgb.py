@@ -2,15 +2,17 @@
 
 Saved as XGBoost's own JSON model plus a JSON file with the label order, the settings and the
 scaler. Trees do not need scaling; the scaler is there so that all three classifiers are the same
-``Pipeline(scaler, classifier)`` and take the same inputs (it changes no split).
+``Pipeline(scaler, classifier)`` and take the same inputs (it changes no split). XGBoost is imported
+where it is used, so that reading params.yaml (which validates :class:`Params`) does not load it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import xgboost as xgb
+from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -18,14 +20,45 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..io import read_json, write_json
+from ..section import Section
 from . import scaler_json
 from .devices import cpu_cores, xgboost_device
 
+if TYPE_CHECKING:
+    import optuna
+
+    from ..config import Params as AllParams
+
 MODEL_FILE = "xgb.json"
 CONFIG_FILE = "xgb_config.json"
+SPACE_VERSION = 1  # bump when space() changes, so old studies are not resumed
 
 
-def build(params, seed: int = 0) -> Pipeline:
+class Params(Section):
+    """params.yaml ``xgboost``."""
+
+    n_estimators: int = Field(200, ge=1)
+    max_depth: int = Field(6, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    max_bin: int = Field(32, ge=2)
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    n_jobs: int | None = Field(None, ge=1, description="threads; null = all cores")
+
+
+def space(trial: optuna.Trial) -> dict:
+    """Optuna's overrides of ``xgboost``: tree shape, learning rate, sampling."""
+    return {"max_depth": trial.suggest_int("max_depth", 3, 10),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "n_estimators": trial.suggest_int("n_estimators", 100, 500, step=50),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20.0, log=True)}
+
+
+def build(params: AllParams, seed: int = 0) -> Pipeline:
     """StandardScaler + balanced XGBoost; all refit on each training fold."""
     p = params.xgboost
     trees = BalancedXGBClassifier(
@@ -56,6 +89,8 @@ class BalancedXGBClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y) -> BalancedXGBClassifier:
+        import xgboost as xgb
+
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         self.classes_, codes = np.unique(y, return_inverse=True)
         self.device_ = xgboost_device(self.device)
@@ -91,6 +126,8 @@ def save(model: Pipeline, folder: Path) -> Path:
 
 
 def load(folder: Path) -> Pipeline:
+    import xgboost as xgb
+
     folder = Path(folder)
     config = read_json(folder / CONFIG_FILE)
     trees = BalancedXGBClassifier(**config["params"])

@@ -1,4 +1,11 @@
-"""Corpus registry: each module has ``scan(root) -> DataFrame`` (and cremad a ``download``).
+"""Corpus registry. Each module has
+
+- ``scan(root, params) -> DataFrame``: the clip table (clip_id, path, label, speaker, extras) of
+  the corpus in ``root`` (``data.root``); no audio is read;
+- optionally ``fetch(root, params)``: put the corpus into ``root`` first (download, generate).
+  A corpus without it is read from a local copy, so ``root`` must be a folder before prepare;
+- optionally ``check(params, need_data)``: raise ValueError when params cannot locate the corpus
+  (with ``need_data``, also when it is not there); it replaces the local-copy check above.
 
 Adding a corpus means one module in this package and one line here.
 """
@@ -7,8 +14,10 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-NO_SPEAKER = "unknown"  # the speaker of a clip whose corpus names none (a folder of one's own recordings)
+if TYPE_CHECKING:
+    from ..config import Params
 
 REGISTRY = {
     "cremad": "ser.datasets.cremad",
@@ -24,3 +33,21 @@ REGISTRY = {
 def get(name: str) -> ModuleType:
     """Import the module of one corpus by its params.yaml name."""
     return importlib.import_module(REGISTRY[name])
+
+
+def check(params: Params, need_data: bool = False) -> None:
+    """Raise ValueError, naming the key and the fix, when params cannot locate ``dataset``; with
+    ``need_data`` (prepare) also when a corpus that is read from a local copy is not there."""
+    corpus = get(params.dataset)
+    if hasattr(corpus, "check"):
+        corpus.check(params, need_data)
+    elif need_data and not hasattr(corpus, "fetch"):
+        require_root(params)
+
+
+def require_root(params: Params) -> None:
+    """Raise ValueError when the corpus folder (``data.root``) does not exist."""
+    root = params.data.root(params.dataset)
+    if not root.is_dir():
+        raise ValueError(f"data.dir: {str(root)!r} is not a folder; dataset {params.dataset!r} is read from a "
+                         "local copy, so set data.dir to the folder that holds it")

@@ -2,8 +2,8 @@
 
 Layout: ``AudioWAV/AAAA_SSS_EEE_II.wav`` (7442 clips) and ``VideoDemographics.csv``, where AAAA is the
 actor (1001-1091), SSS one of 12 sentences, EEE one of 6 emotions and II the intensity (LO, MD, HI,
-XX = unspecified). The audio lives in Git LFS, so ``download`` takes the file list from the GitHub
-API and the files from GitHub's media host.
+XX = unspecified). The audio lives in Git LFS, so ``fetch`` (:func:`download`) takes the file list
+from the GitHub API and the files from GitHub's media host.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -18,6 +19,9 @@ from ..download import DownloadJob, check_reachable, download_files, get_json, v
 from ..errors import DatasetError, DownloadError
 from ..labels import canonical
 from ._files import _frame, _report_skipped
+
+if TYPE_CHECKING:
+    from ..config import Params
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +146,11 @@ def download(root: Path, *, workers: int = 8, api_url: str = API_URL, media_url:
                             f"or {LOCAL_COPY_HINT}") from exc
 
 
+def fetch(root: Path, params: Params) -> None:
+    """:func:`download` with ``data.workers`` parallel downloads."""
+    download(root, workers=params.data.workers)
+
+
 # --------------------------------------------------------------------------- scan
 
 
@@ -182,7 +191,7 @@ def _join_demographics(frame: pd.DataFrame, csv: Path) -> pd.DataFrame:
     return frame.join(table, on="speaker")
 
 
-def scan(root: Path) -> pd.DataFrame:
+def scan(root: Path, params: Params) -> pd.DataFrame:
     """One row per ``root/AudioWAV/*.wav`` clip; speaker is the actor id "1001".."1091".
 
     Columns: clip_id, path, label, speaker, sentence, sentence_text, intensity, and sex, age, race,

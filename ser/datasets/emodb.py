@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..labels import ANGRY, DISGUST, FEARFUL, HAPPY, NEUTRAL, SAD
 from ._files import _scan
+
+if TYPE_CHECKING:
+    from ..config import Params
 
 LAYOUT = "wav/03a01Fa.wav (speaker, text code, emotion letter W/L/E/A/F/T/N, version)"
 NAME = re.compile(r"^(\d{2})([a-z]\d{2})([WLEAFTN])([a-z])$", re.IGNORECASE)
@@ -32,6 +36,6 @@ def _parse(path: Path) -> dict | None:
                 sex=sex, age=age)
 
 
-def scan(root: Path) -> pd.DataFrame:
+def scan(root: Path, params: Params) -> pd.DataFrame:
     """One row per EmoDB clip below ``root``; speaker is the two-digit speaker id."""
     return _scan(root, "EmoDB", LAYOUT, _parse)

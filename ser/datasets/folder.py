@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..errors import DatasetError
-from ..labels import canonical
-from . import NO_SPEAKER
+from ..labels import NO_SPEAKER, canonical
+from . import require_root
 from ._files import _frame, _scan
+
+if TYPE_CHECKING:
+    from ..config import Params
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +34,23 @@ REQUIRED = ["path", "label"]
 STANDARD = ["clip_id", "path", "label", "speaker"]
 
 
-def scan(root: Path, csv: Path | None = None) -> pd.DataFrame:
-    """One row per clip listed in ``csv``, or found in the label folders below ``root`` when it is None."""
-    clips = _from_csv(Path(csv)) if csv is not None else _from_folders(Path(root))
+def check(params: Params, need_data: bool) -> None:
+    """``data.csv`` or ``data.dir`` is needed; with ``need_data`` the one read must exist."""
+    data = params.data
+    if not (data.csv or data.dir):
+        raise ValueError("dataset 'folder' needs data.csv (path,label[,speaker]) or data.dir "
+                         "(one sub-folder per label)")
+    if need_data and data.csv and not Path(data.csv).is_file():
+        raise ValueError(f"data.csv: {data.csv!r} does not exist; point it at a CSV with columns "
+                         "path,label[,speaker]")
+    if need_data and not data.csv:
+        require_root(params)
+
+
+def scan(root: Path, params: Params) -> pd.DataFrame:
+    """One row per clip listed in ``data.csv``, or found in the label folders below ``root`` when it is null."""
+    csv = params.data.csv
+    clips = _from_csv(Path(csv)) if csv else _from_folders(Path(root))
     unknown = int((clips["speaker"] == UNKNOWN).sum())
     if unknown:
         log.info("%d of %d clips have no speaker id (speaker=%r): only cv.group_by: none can split them",

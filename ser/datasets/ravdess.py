@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..labels import ANGRY, CALM, DISGUST, FEARFUL, HAPPY, NEUTRAL, SAD, SURPRISED
 from ._files import _scan
+
+if TYPE_CHECKING:
+    from ..config import Params
 
 LAYOUT = "Actor_AA/03-01-EE-II-SS-RR-AA.wav (seven two-digit fields)"
 NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
@@ -33,6 +37,6 @@ def _parse(path: Path) -> dict | None:
                 vocal_channel=CHANNELS.get(channel, channel))
 
 
-def scan(root: Path) -> pd.DataFrame:
+def scan(root: Path, params: Params) -> pd.DataFrame:
     """One row per RAVDESS clip below ``root``; speaker is the actor id "01".."24"."""
     return _scan(root, "RAVDESS", LAYOUT, _parse)

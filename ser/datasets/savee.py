@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..labels import ANGRY, DISGUST, FEARFUL, HAPPY, NEUTRAL, SAD, SURPRISED
 from ._files import _scan
+
+if TYPE_CHECKING:
+    from ..config import Params
 
 LAYOUT = "AudioData/DC/a01.wav or ALL/DC_a01.wav (emotion prefix a/d/f/h/n/sa/su + number)"
 NAME = re.compile(r"^(?:([a-z]{2})_)?(a|d|f|h|n|sa|su)(\d+)$", re.IGNORECASE)
@@ -33,6 +37,6 @@ def _parse(path: Path) -> dict | None:
                 sex="male")
 
 
-def scan(root: Path) -> pd.DataFrame:
+def scan(root: Path, params: Params) -> pd.DataFrame:
     """One row per SAVEE clip below ``root``, in either layout; speaker is DC, JE, JK or KL."""
     return _scan(root, "SAVEE", LAYOUT, _parse)

@@ -10,15 +10,22 @@ Files are named ``spk03_happy_007.wav``.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
 
 from ..errors import DatasetError
+
+if TYPE_CHECKING:
+    from ..config import Params
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 # class -> (pitch Hz, loudness, syllables per second, brightness)
@@ -79,7 +86,15 @@ def generate(root: Path, speakers: int, clips: int, classes: list[str], duration
     tmp.rename(root)
 
 
-def scan(root: Path) -> pd.DataFrame:
+def fetch(root: Path, params: Params) -> None:
+    """:func:`generate` the corpus ``synthetic`` describes, seeded by ``seed``."""
+    s = params.synthetic
+    log.info("generating the SYNTHETIC corpus in %s (%d speakers x %d classes x %d clips)",
+             root, s.speakers, len(s.classes), s.clips)
+    generate(root, s.speakers, s.clips, s.classes, s.duration, params.seed)
+
+
+def scan(root: Path, params: Params) -> pd.DataFrame:
     """One row per generated clip, with speaker and class parsed from the file name."""
     rows = []
     for path in sorted(Path(root).glob("*.wav")):

@@ -9,11 +9,15 @@ which real copies spell inconsistently (``OAF_Fear``, ``OAF_Pleasant_surprise``)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..labels import ANGRY, DISGUST, FEARFUL, HAPPY, NEUTRAL, SAD, SURPRISED, canonical
 from ._files import _scan
+
+if TYPE_CHECKING:
+    from ..config import Params
 
 LAYOUT = "OAF_angry/OAF_back_angry.wav (speaker OAF/YAF, word, emotion)"
 SPEAKERS = {"OAF", "YAF"}
@@ -43,6 +47,6 @@ def _parse(path: Path) -> dict | None:
     return dict(label=label, speaker=speaker, word="_".join(fields[1:-width]).lower(), sex="female")
 
 
-def scan(root: Path) -> pd.DataFrame:
+def scan(root: Path, params: Params) -> pd.DataFrame:
     """One row per TESS clip below ``root``; speaker is OAF or YAF."""
     return _scan(root, "TESS", LAYOUT, _parse)
