@@ -127,7 +127,7 @@ class TuneParams(_Section):
     enabled: bool = False
     n_trials: int = Field(30, ge=1, description="finished trials per study (shared by all workers)")
     timeout: float | None = Field(None, gt=0, description="seconds per study and worker; null = none")
-    n_jobs: int = Field(1, ge=1, description="trials run in parallel threads by this process")
+    n_jobs: int = Field(1, ge=1, description="trials in parallel threads of this process (not for the MLP)")
     storage: str = Field("sqlite:///.cache/optuna.db", min_length=1, description="any Optuna RDB URL")
     study_name: str = Field("ser", min_length=1, description="prefix; classifier, data fingerprint, fold appended")
     validation_fraction: float = Field(0.2, gt=0, lt=0.5, description="of the training speakers, for the objective")
@@ -164,6 +164,10 @@ class _Params(_Section):
         _choice("dataset", self.dataset, datasets.REGISTRY)
         _choice("features.extractor", self.features.extractor, EXTRACTORS)
         _choice("classifier", self.classifier, classifiers.REGISTRY)
+        unsafe = getattr(classifiers.get(self.classifier), "NOT_THREAD_SAFE", None)
+        if self.tune.n_jobs > 1 and unsafe:
+            raise ValueError(f"tune.n_jobs: {self.tune.n_jobs} threads cannot tune {self.classifier}: {unsafe}. "
+                             "Set tune.n_jobs: 1 and add worker processes instead (python -m ser.tuning)")
         datasets.check(self)
         return self
 

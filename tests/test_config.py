@@ -79,3 +79,15 @@ def test_folder_dataset_needs_an_existing_csv(tmp_path):
 def test_default_corpus_folder_follows_the_dataset(tmp_path):
     params = load_params(write(tmp_path, dataset="tess"))
     assert params.data.root(params.dataset) == Path("data/raw/tess")
+
+
+def test_parallel_tuning_threads_are_refused_where_trials_would_share_state(tmp_path):
+    with pytest.raises(ConfigError, match=r"tune.n_jobs: 2 threads cannot tune mlp: .*process-global torch state"):
+        load_params(write(tmp_path, classifier="mlp", tune__n_jobs=2))
+    for name in ("svm", "xgboost"):  # scikit-learn / XGBoost fits share no global state
+        assert load_params(write(tmp_path, classifier=name, tune__n_jobs=2)).tune.n_jobs == 2
+
+
+def test_numbers_where_text_is_needed_say_to_quote_them(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.labels.0: 1 is invalid: .*quote it, e.g. '01'"):
+        load_params(write(tmp_path, data__labels=[1, 2]))

@@ -48,6 +48,9 @@ WEIGHTS_FILE = "mlp.safetensors"
 CONFIG_FILE = "mlp.json"
 EVAL_BATCH = 8192
 SPACE_VERSION = 1  # bump when space() changes, so old studies are not resumed
+# why tune.n_jobs > 1 (trials in threads of one process) is refused for this classifier
+NOT_THREAD_SAFE = ("its fits change process-global torch state (the seed, the thread count, deterministic mode), "
+                   "so trials in parallel threads would be neither independent nor reproducible")
 
 EpochCallback = Callable[[int, float], None]
 
