@@ -200,8 +200,13 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
         for i, lab in enumerate(labels):
             part[f"p_{lab}"] = proba[:, i]
         s = scores(part["actual"], part["predicted"], labels)
-        result.folds.append({"fold": k, "train_rows": len(train), "test_clips": len(test),
-                             **{m: s[m] for m in HEADLINE}, **fit_facts(model), **facts})
+        held = sorted(set(part["actual"]))
+        missing = [lab for lab in labels if lab not in held]
+        if missing:
+            log.warning("fold %d/%d tests no clip of %s: its UAR averages %d of %d classes", k + 1, folds,
+                        missing, len(held), len(labels))
+        result.folds.append({"fold": k, "train_rows": len(train), "test_clips": len(test), "test_classes": held,
+                             "missing_classes": missing, **{m: s[m] for m in HEADLINE}, **fit_facts(model), **facts})
         history = getattr(final_step(model), "history_", None)
         if history is not None:
             result.histories[k] = history

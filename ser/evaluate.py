@@ -74,8 +74,12 @@ def metric_key(label: str) -> str:
 
 
 def fold_table(cv_summary: dict) -> pd.DataFrame:
-    """One row per CV fold with its headline metrics (from results/cv.json)."""
-    return pd.DataFrame(cv_summary["folds"], columns=["fold", *HEADLINE])
+    """One row per CV fold with its headline metrics and the classes its test side lacked
+    (from results/cv.json)."""
+    table = pd.DataFrame(cv_summary["folds"])
+    if "missing_classes" not in table:
+        table["missing_classes"] = [[] for _ in range(len(table))]
+    return table[["fold", *HEADLINE, "missing_classes"]]
 
 
 def read_learning_curves(path: str | Path) -> pd.DataFrame:

@@ -86,11 +86,14 @@ def fold_spread_png(folds: pd.DataFrame, pooled: dict, title: str, path: str | P
                capprops={"color": "0.6"})
     cmap = plt.get_cmap("tab10")
     offsets = np.linspace(-0.16, 0.16, len(folds)) if len(folds) > 1 else np.zeros(1)
-    for i, fold in enumerate(folds["fold"]):
+    missing = folds["missing_classes"] if "missing_classes" in folds else pd.Series([[]] * len(folds))
+    for i, (fold, absent) in enumerate(zip(folds["fold"], missing)):
+        flagged = isinstance(absent, list) and len(absent) > 0  # its UAR averages fewer classes
         ax.scatter(np.arange(len(metrics)) + offsets[i], values[i], s=28, color=cmap(i % 10), zorder=3,
-                   edgecolors="white", linewidths=0.5, label=fold_name(fold))
+                   edgecolors="red" if flagged else "white", linewidths=1.5 if flagged else 0.5,
+                   label=fold_name(fold) + (f" (tests no {', '.join(map(str, absent))})" if flagged else ""))
     ax.scatter(range(len(metrics)), [pooled[m] for m in metrics], marker="D", s=40, color="black", zorder=4,
-               label="pooled out-of-fold")
+               label="pooled over all out-of-fold predictions")
     ax.set_xticks(range(len(metrics)), [f"{names[m]}\n{values[:, j].mean():.3f} ± {values[:, j].std():.3f}"
                                         for j, m in enumerate(metrics)])
     low = max(0.0, min(values.min(), *(pooled[m] for m in metrics)) - 0.05)
@@ -101,7 +104,7 @@ def fold_spread_png(folds: pd.DataFrame, pooled: dict, title: str, path: str | P
     ax.set_ylabel("score")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    ax.set_title(f"{title}\nspread across {len(folds)} folds (mean ± std under each metric)", fontsize=9)
+    ax.set_title(f"{title}\nspread across {len(folds)} folds (fold mean ± std under each metric)", fontsize=9)
     _save(fig, path)
 
 

@@ -37,6 +37,8 @@ def summarize_folds(per_fold: list[dict], params: Params, cv_plan: Plan, notes: 
         "classifier": params.classifier,
         "params": getattr(params, params.classifier).model_dump(),
         "folds": per_fold,
+        # folds whose test side lacks a class: their UAR averages fewer classes than the others'
+        "folds_missing_a_class": [int(f["fold"]) for f in per_fold if f.get("missing_classes")],
         "mean": {m: float(table[m].mean()) for m in HEADLINE},
         "std": {m: float(table[m].std(ddof=0)) for m in HEADLINE},
     }
@@ -84,8 +86,8 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
 
     cv = cross_validate(X, meta, labels, fit_fold, feasible.plan, params.seed)
     summary = summarize_folds(cv.folds, params, feasible.plan, feasible.notes)
-    log.info("CV mean accuracy %.3f, UAR %.3f (std %.3f)", summary["mean"]["accuracy"], summary["mean"]["uar"],
-             summary["std"]["uar"])
+    log.info("CV fold-mean accuracy %.3f, fold-mean UAR %.3f (std over folds %.3f)", summary["mean"]["accuracy"],
+             summary["mean"]["uar"], summary["std"]["uar"])
 
     log.info("fitting the final model on all %d rows", len(X))
     model, facts, used = fit_on(np.arange(len(X)), "final")

@@ -34,7 +34,8 @@ def main() -> None:
     fold_spread_png(fold_table(cv_summary), metrics, title, "results/cv_folds.png", chance=1 / len(labels))
     learning_curves_png(read_learning_curves("results/learning_curves.csv"), params.classifier, title,
                         "results/learning_curves.png")
-    log.info("%s: accuracy %.3f, UAR %.3f, macro F1 %.3f (%s, %d clips); CV UAR %.3f +- %.3f",
+    log.info("%s: pooled over all out-of-fold predictions accuracy %.3f, UAR %.3f, macro F1 %.3f (%s, %d clips); "
+             "fold-mean UAR %.3f +- %.3f",
              context["dataset"], metrics["accuracy"], metrics["uar"], metrics["macro_f1"], context["protocol"],
              context["clips"], metrics["cv"]["uar_mean"], metrics["cv"]["uar_std"])
 

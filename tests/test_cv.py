@@ -121,7 +121,23 @@ def test_cross_validate_returns_out_of_fold_probabilities_and_fold_facts():
     assert (oof["predicted"] == pd.Series(labels).iloc[proba.argmax(1)].to_numpy()).all()
     assert [f["note"] for f in result.folds] == [f"fold {k}" for k in range(4)]
     assert all({"accuracy", "uar", "macro_f1", "weighted_f1"} <= set(f) for f in result.folds)
+    assert all(f["test_classes"] == labels and f["missing_classes"] == [] for f in result.folds)
     assert sorted(result.histories) == [0, 1, 2, 3]
     assert np.mean(oof["actual"] == oof["predicted"]) > 0.5  # 4 classes, well separated
     for rows, k in zip(seen, range(4)):
         assert set(meta["speaker"].iloc[rows]).isdisjoint(oof.loc[oof["fold"] == k, "speaker"])
+
+
+def test_folds_whose_test_side_lacks_a_class_say_so():
+    X, meta = make_embeddings(clips=240, speakers=8, classes=3, seed=0)
+    rare = meta["speaker"].isin(["spk000", "spk001"]) & (meta["label"] == "class0")
+    meta.loc[rare, "label"] = "rare"  # recorded by two speakers only: most test folds hold none
+    labels = sorted(meta["label"].unique())
+    y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    result = cross_validate(X, meta, labels, lambda rows, k: (LogisticRegression(max_iter=300).fit(X[rows], y[rows]),
+                                                              {}), Plan(4, "speaker", 4), seed=0)
+    flagged = [f for f in result.folds if f["missing_classes"]]
+    assert flagged and all(f["missing_classes"] == ["rare"] and "rare" not in f["test_classes"] for f in flagged)
+    tested = {s for f in result.folds if "rare" in f["test_classes"] for s in
+              result.oof.loc[result.oof["fold"] == f["fold"], "speaker"]}
+    assert {"spk000", "spk001"} & tested

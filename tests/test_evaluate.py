@@ -198,7 +198,8 @@ def test_fold_spread_png(tmp_path):
     oof = oof_frame(TRUE * 3, PRED[::-1] * 3, folds=5)
     summary = cv_summary(oof, ["a", "b", "c"])
     folds = fold_table(summary)
-    assert len(folds) == 5 and list(folds.columns) == ["fold", "accuracy", "uar", "macro_f1", "weighted_f1"]
+    assert len(folds) == 5
+    assert list(folds.columns) == ["fold", "accuracy", "uar", "macro_f1", "weighted_f1", "missing_classes"]
     metrics, _ = evaluate(oof, summary, {})
     fold_spread_png(folds, metrics, "test", tmp_path / "folds.png", chance=1 / 3)
     assert_picture(tmp_path / "folds.png", min_ink=0.03)
@@ -232,3 +233,13 @@ def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):
     assert len(pd.read_csv("results/predictions.csv")) == 40
     for name in ("confusion", "per_class", "cv_folds", "learning_curves"):
         assert_picture(tmp_path / f"results/{name}.png")
+
+
+def test_a_fold_that_tests_no_clip_of_a_class_is_flagged_in_the_plot(tmp_path, drawn):
+    oof = oof_frame(TRUE * 3, PRED[::-1] * 3, folds=5)
+    summary = cv_summary(oof, ["a", "b", "c"])
+    summary["folds"][1]["missing_classes"] = ["c"]
+    metrics, _ = evaluate(oof, summary, {})
+    fold_spread_png(fold_table(summary), metrics, "test", tmp_path / "folds.png")
+    (fig,) = drawn
+    assert [t for t in legend_texts(fig) if t.startswith("fold")][:2] == ["fold 1", "fold 2 (tests no c)"]
