@@ -38,6 +38,8 @@ def run_context(oof: pd.DataFrame, prepared: dict, features: dict, protocol: str
         "speakers": int(oof["speaker"].nunique()),
         "hours": prepared.get("hours", 0.0),
         "excluded_clips": int(prepared.get("excluded", 0)) + int(features.get("failed", 0)),
+        "excluded": {**{step: int(n) for step, n in prepared.get("excluded_by_step", {}).items()},
+                     "extract": int(features.get("failed", 0))},
         "classes": len(labels_of(oof)),
         "protocol": short_protocol(protocol),
         "extractor": settings.get("extractor", "unknown"),
@@ -71,6 +73,14 @@ def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict) -> tuple[dict, 
 def metric_key(label: str) -> str:
     """A label as a metrics.json key: DVC splits keys at dots, so '3.5' is written '3_5'."""
     return str(label).replace(".", "_")
+
+
+def left_out(excluded: pd.DataFrame, features: dict) -> pd.DataFrame:
+    """Every clip left out of the run and why, in one table: skipped by the corpus scan and excluded
+    by prepare (data/excluded.csv), then failed in extraction (embeddings/features.json)."""
+    failed = pd.DataFrame(features.get("failed_clips", []), columns=["clip_id", "path", "reason"])
+    columns = ["step", "clip_id", "path", "reason"]
+    return pd.concat([excluded.reindex(columns=columns), failed.assign(step="extract")[columns]], ignore_index=True)
 
 
 def fold_table(cv_summary: dict) -> pd.DataFrame:

@@ -88,14 +88,17 @@ def summarize(params: Params, manifest: pd.DataFrame, excluded: pd.DataFrame) ->
         "speakers": int(manifest["speaker"].nunique()),
         "hours": round(float(manifest["duration"].sum()) / 3600, 3),
         "labels": {k: int(v) for k, v in manifest["label"].value_counts().sort_index().items()},
-        "excluded_reasons": {k: int(v) for k, v in excluded["reason"].str.split(":").str[0]
+        "excluded_by_step": {k: int(v) for k, v in excluded["step"].value_counts().items()},
+        "excluded_reasons": {k: int(v) for k, v in excluded["reason"].str.split(r"[:(]").str[0].str.strip()
                              .value_counts().items()},
     }
 
 
 def build_manifest(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The prepare stage's work: manifest, exclusion report and summary."""
-    clips = select_labels(scan_corpus(params), params.data.labels, params.data.label_map)
+    listed = scan_corpus(params)
+    unusable = listed["reason"] != ""  # skipped by the scan: kept in the report, never read
+    clips = select_labels(datasets.usable(listed), params.data.labels, params.data.label_map)
     if clips["clip_id"].duplicated().any():
         dup = clips.loc[clips["clip_id"].duplicated(), "clip_id"].iloc[0]
         raise DatasetError(f"clip id {dup!r} appears twice in the {params.dataset} corpus listing")
@@ -103,6 +106,8 @@ def build_manifest(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
              params.data.workers)
     manifest, excluded = read_clips(clips, params.data.min_duration, params.data.max_duration,
                                     params.data.silence_dbfs, params.data.workers)
+    skipped = listed.loc[unusable, excluded.columns]
+    excluded = pd.concat([skipped.assign(step="scan"), excluded.assign(step="prepare")], ignore_index=True)
     for row in excluded.itertuples():
         log.warning("excluded %s: %s", row.path, row.reason)
     if manifest.empty:

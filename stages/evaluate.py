@@ -5,7 +5,7 @@ import logging
 
 from ser.cli import run_stage
 from ser.config import load_params
-from ser.evaluate import evaluate, fold_table, labels_of, read_learning_curves, run_context
+from ser.evaluate import evaluate, fold_table, labels_of, left_out, read_learning_curves, run_context
 from ser.io import read_json, read_table, write_csv, write_json
 from ser.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png
 from ser.report import features_label
@@ -25,6 +25,7 @@ def main() -> None:
         metrics["calibration"] = {k: round(c[k], 4) for k in ("temperature", "ece_before", "ece_after")}
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
+    write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), read_json("embeddings/features.json")))
 
     features = features_label(read_json("embeddings/features.json")["settings"])
     title = f"{context['dataset']} | {features} + {params.classifier} | {context['protocol']}"

@@ -112,8 +112,14 @@ def test_two_speakers_run_leave_one_speaker_out_with_recorded_inner_fallbacks(tm
     clips = generated(tmp_path / "corpus", 2, 8, ["angry", "happy", "neutral", "sad"])
     pd.DataFrame([(p.name, label, speaker) for p, speaker, label in clips],
                  columns=["path", "label", "speaker"]).to_csv(tmp_path / "corpus" / "clips.csv", index=False)
+    with open(tmp_path / "corpus" / "clips.csv", "a") as f:
+        f.write("lost.wav,,spk00\n")  # no label: skipped by the scan, reported to the end
     write_params(tmp_path, data={"csv": str(tmp_path / "corpus" / "clips.csv")})
     runs = run_all(tmp_path, monkeypatch)
+    left = read_table("results/left_out.csv")
+    assert left[["step", "path", "reason"]].values.tolist() == [
+        ["scan", "lost.wav", "empty path or label in clips.csv"]]
+    assert runs["svm"]["metrics"]["context"]["excluded"] == {"scan": 1, "extract": 0}
     prepared = read_json(tmp_path / "data/prepare.json")
     assert prepared["cv"]["folds"] == 2 and "leave-one-speaker-out" in prepared["cv"]["protocol"]
     assert any("train on one speaker" in note for note in prepared["cv"]["notes"])
@@ -255,9 +261,14 @@ def test_few_speaker_corpora_in_their_published_layout_plan_leave_one_speaker_ou
         target = root / name.format(speaker=who, word=f"word{k}", label=label, code=codes[label], k=k + 1)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(path, target)
+    shutil.copy(target, root / "notes_take2.wav")  # misnamed: the scan skips it, and says so in the report
     write_params(tmp_path, dataset=corpus, data={"dir": str(root)})
     monkeypatch.chdir(tmp_path)
     prepare_stage.main()
     prepared = read_json("data/prepare.json")
+    excluded = read_table("data/excluded.csv")
+    assert excluded[["step", "clip_id"]].values.tolist() == [["scan", "notes_take2"]]
+    assert excluded["reason"].iloc[0].startswith(f"not named like a {corpus.upper()} clip")
+    assert prepared["excluded"] == 1 and prepared["excluded_by_step"] == {"scan": 1}
     assert prepared["speakers"] == len(speakers) and prepared["cv"]["folds"] == len(speakers)
     assert prepared["cv"]["protocol"].startswith("leave-one-speaker-out CV")

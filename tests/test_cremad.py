@@ -9,7 +9,7 @@ import pytest
 from http_server import LFS_POINTER, Server, unused_port, wav_bytes
 
 from ser.config import Params
-from ser.datasets import cremad
+from ser.datasets import cremad, usable
 from ser.errors import DatasetError, DownloadError
 
 CLIPS = {  # name -> (label, speaker, intensity, sentence_text)
@@ -64,7 +64,7 @@ def test_download_then_scan(github, tmp_path, caplog):
     assert (root / "VideoDemographics.csv").read_bytes() == DEMOGRAPHICS
     assert not list(root.rglob("*.part"))
 
-    frame = cremad.scan(root, Params())
+    frame = usable(cremad.scan(root, Params()))
     assert list(frame.columns) == ["clip_id", "path", "label", "speaker", "sentence", "sentence_text", "intensity",
                                    "sex", "age", "race", "ethnicity"]
     assert list(frame["clip_id"]) == sorted(Path(n).stem for n in CLIPS)
@@ -98,7 +98,7 @@ def test_an_interrupted_download_is_completed(github, tmp_path):
     cremad.download(root, progress=False, **urls(github))
     assert not github.requests_for(f"/media/AudioWAV/{first}")
     assert github.requests_for(f"/media/AudioWAV/{second}")[0].headers["Range"] == "bytes=500-"
-    assert len(cremad.scan(root, Params())) == len(CLIPS)
+    assert len(usable(cremad.scan(root, Params()))) == len(CLIPS)
 
 
 def test_a_failed_download_leaves_no_csv_so_the_next_run_retries(github, tmp_path):
@@ -138,7 +138,7 @@ def test_a_local_copy_is_used_without_network(tmp_path):
     (root / "VideoDemographics.csv").write_bytes(DEMOGRAPHICS)
     base = f"http://127.0.0.1:{unused_port()}"
     cremad.download(root, progress=False, api_url=base, media_url=base, raw_url=base)  # no network needed
-    assert len(cremad.scan(root, Params())) == 1
+    assert len(usable(cremad.scan(root, Params()))) == 1
 
 
 def test_a_clone_without_git_lfs_is_recognised(tmp_path):
@@ -164,7 +164,7 @@ def test_scan_skips_badly_named_files(tmp_path, caplog):
                       "1001_ABC_ANG_XX.wav", "notes.wav", "._1001_DFA_ANG_XX.wav")
     (root / "AudioWAV" / "1001_IWL_HAP_HI.wav.part").write_bytes(b"partial")
     with caplog.at_level(logging.WARNING):
-        frame = cremad.scan(root, Params())
+        frame = usable(cremad.scan(root, Params()))
     assert list(frame["clip_id"]) == ["1001_DFA_ANG_XX", "1002_MTI_SAD_LO"]
     assert list(frame["label"]) == ["angry", "sad"]
     assert list(frame["sentence_text"]) == ["Don't forget a jacket", "Maybe tomorrow it will be cold"]
@@ -177,7 +177,7 @@ def test_scan_only_reads_audiowav(tmp_path):
     (root / "AudioMP3").mkdir()
     (root / "AudioMP3" / "1001_DFA_ANG_XX.mp3").write_bytes(b"ID3")
     (root / "AudioWAV" / "1002_DFA_ANG_XX.WAV").write_bytes(wav_bytes())
-    assert list(cremad.scan(root, Params())["path"]) == [str((root / "AudioWAV" / n).resolve())
+    assert list(usable(cremad.scan(root, Params()))["path"]) == [str((root / "AudioWAV" / n).resolve())
                                                for n in ("1001_DFA_ANG_XX.wav", "1002_DFA_ANG_XX.WAV")]
 
 
@@ -185,7 +185,7 @@ def test_scan_with_actors_missing_from_the_csv(tmp_path, caplog):
     root = make_clips(tmp_path, "1001_DFA_ANG_XX.wav", "1050_DFA_ANG_XX.wav")
     (root / "VideoDemographics.csv").write_bytes(DEMOGRAPHICS)
     with caplog.at_level(logging.WARNING):
-        frame = cremad.scan(root, Params()).set_index("speaker")
+        frame = usable(cremad.scan(root, Params())).set_index("speaker")
     assert frame.loc["1001", "sex"] == "male" and frame["sex"].isna().loc["1050"]
     assert "1 actor(s) not in VideoDemographics.csv" in caplog.text
 
@@ -194,7 +194,7 @@ def test_scan_ignores_an_unusable_csv(tmp_path, caplog):
     root = make_clips(tmp_path, "1001_DFA_ANG_XX.wav")
     (root / "VideoDemographics.csv").write_bytes(b"Name,Whatever\nx,y\n")
     with caplog.at_level(logging.WARNING):
-        frame = cremad.scan(root, Params())
+        frame = usable(cremad.scan(root, Params()))
     assert "sex" not in frame.columns and "lacks the column(s)" in caplog.text
 
 
@@ -207,10 +207,10 @@ def test_scan_errors_name_the_folder(tmp_path, setup, match):
     root = tmp_path / "cremad"
     setup(root)
     with pytest.raises(DatasetError, match=match):
-        cremad.scan(root, Params())
+        usable(cremad.scan(root, Params()))
 
 
 def test_scan_hints_when_data_dir_is_audiowav_itself(tmp_path):
     root = make_clips(tmp_path, "1001_DFA_ANG_XX.wav") / "AudioWAV"
     with pytest.raises(DatasetError, match="folder above AudioWAV"):
-        cremad.scan(root, Params())
+        usable(cremad.scan(root, Params()))

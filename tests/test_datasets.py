@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from ser.config import Params
-from ser.datasets import emodb, folder, ravdess, savee, tess
+from ser.datasets import emodb, folder, ravdess, savee, tess, usable
 from ser.errors import DatasetError
 
 SHARED_RAVDESS = Path("/work/shared/data/ravdess-speech-16k")
@@ -30,11 +30,14 @@ def clips(root: Path, *names: str) -> Path:
     return root
 
 
-def check_frame(frame, rows: int) -> None:
-    assert list(frame.columns[:4]) == COLUMNS
+def check_frame(frame, rows: int):
+    """The usable clips of a scan (its rows without a reason), checked; ``rows`` of them."""
+    assert list(frame.columns[:4]) == COLUMNS and "reason" in frame
+    frame = frame[frame["reason"] == ""].drop(columns="reason").reset_index(drop=True)
     assert len(frame) == rows
     assert frame["clip_id"].is_unique and frame["clip_id"].is_monotonic_increasing
     assert frame["path"].map(lambda p: Path(p).is_absolute() and Path(p).is_file()).all()
+    return frame
 
 
 def listing(csv: Path) -> Params:
@@ -56,7 +59,7 @@ def test_ravdess(tmp_path, caplog):
     (root / "Actor_01" / "readme.txt").write_text("not audio")
     with caplog.at_level(logging.WARNING):
         frame = ravdess.scan(root, PARAMS)
-    check_frame(frame, 3)
+    frame = check_frame(frame, 3)
     assert list(frame["clip_id"]) == ["03-01-01-01-01-01-01", "03-01-05-02-02-01-01", "03-01-08-02-01-02-02"]
     assert list(frame["label"]) == ["neutral", "angry", "surprised"]
     assert list(frame["speaker"]) == ["01", "01", "02"]
@@ -66,12 +69,15 @@ def test_ravdess(tmp_path, caplog):
     assert list(frame["repetition"]) == [1, 1, 2]
     assert frame["path"][0] == str((root / "Actor_01/03-01-01-01-01-01-01.wav").resolve())
     assert "skipped 2 audio file(s)" in warnings(caplog)
+    reported = ravdess.scan(root, PARAMS).set_index("clip_id")["reason"]  # nothing left out without a trace
+    assert reported["notes"].startswith("not named like a RAVDESS clip")
+    assert reported["03-01-09-01-01-01-01"].startswith("not named like a RAVDESS clip")
 
 
 @pytest.mark.skipif(not SHARED_RAVDESS.is_dir(), reason=f"shared RAVDESS copy {SHARED_RAVDESS} not present")
 def test_ravdess_shared_copy():
     frame = ravdess.scan(SHARED_RAVDESS, PARAMS)
-    check_frame(frame, 1440)
+    frame = check_frame(frame, 1440)
     assert frame["label"].nunique() == 8 and frame["speaker"].nunique() == 24
     assert (frame["label"] == "neutral").sum() == 96
     assert frame.groupby("sex")["speaker"].nunique().to_dict() == {"female": 12, "male": 12}
@@ -85,8 +91,7 @@ def test_tess(tmp_path, caplog):
                  "YAF_sad/YAF_home_sadd.wav",  # misspelt emotion: the folder says sad
                  "OAF_angry/back.wav", "OAF_angry/XYZ_back_angry.wav")  # not TESS names
     with caplog.at_level(logging.WARNING):
-        frame = tess.scan(root, PARAMS).set_index("clip_id")
-    check_frame(frame.reset_index(), 6)
+        frame = check_frame(tess.scan(root, PARAMS), 6).set_index("clip_id")
     assert frame["label"].to_dict() == {
         "OAF_back_angry": "angry", "YAF_bath_ps": "surprised", "OAF_chain_pleasant_surprise": "surprised",
         "OAF_dog_fear": "fearful", "YAF_Kite_Neutral": "neutral", "YAF_home_sadd": "sad"}
@@ -105,7 +110,7 @@ def test_savee_both_layouts(tmp_path, caplog):
     (root / "AudioData" / "DC" / "Info.txt").write_text("not audio")
     with caplog.at_level(logging.WARNING):
         frame = savee.scan(root, PARAMS)
-    check_frame(frame, 4)
+    frame = check_frame(frame, 4)
     assert list(frame["clip_id"]) == ["DC_a01", "JE_sa03", "JK_n30", "KL_su15"]
     assert list(frame["label"]) == ["angry", "sad", "neutral", "surprised"]
     assert list(frame["speaker"]) == ["DC", "JE", "JK", "KL"]
@@ -119,7 +124,7 @@ def test_emodb(tmp_path, caplog):
                  "wav/03a01Xa.wav", "wav/99a01Fa.wav")  # unknown emotion letter; unknown speaker
     with caplog.at_level(logging.WARNING):
         frame = emodb.scan(root, PARAMS)
-    check_frame(frame, 4)
+    frame = check_frame(frame, 4)
     assert list(frame["clip_id"]) == ["03a01Fa", "08b02Wb", "12b10Ta", "16a05Lc"]
     assert list(frame["label"]) == ["happy", "angry", "sad", "boredom"]
     assert list(frame["speaker"]) == ["03", "08", "12", "16"]
@@ -133,7 +138,7 @@ def test_folder_of_label_folders(tmp_path, caplog):
     root = clips(tmp_path / "mine", "happy/a.wav", "Sad/take1/b.flac", "angry/a.wav", "loose.wav")
     with caplog.at_level(logging.WARNING):
         frame = folder.scan(root, PARAMS)
-    check_frame(frame, 3)
+    frame = check_frame(frame, 3)
     assert dict(zip(frame["clip_id"], frame["label"])) == {"happy/a.wav": "happy", "Sad/take1/b.flac": "sad",
                                                           "angry/a.wav": "angry"}
     assert set(frame["speaker"]) == {"unknown"}
@@ -149,7 +154,7 @@ def test_folder_csv(tmp_path, caplog):
     csv.write_text("path,label,speaker,gender\n"
                    f"../audio/one.wav,Happiness,01,f\n{elsewhere},excited,02,m\n../audio/gone.wav,sad,01,f\n")
     with caplog.at_level(logging.WARNING):
-        frame = folder.scan(tmp_path / "unused", listing(csv)).set_index("clip_id")
+        frame = usable(folder.scan(tmp_path / "unused", listing(csv))).set_index("clip_id")
     assert list(frame.reset_index().columns) == [*COLUMNS, "gender"]
     assert frame["label"].to_dict() == {"../audio/one.wav": "happy", str(elsewhere): "excited",
                                         "../audio/gone.wav": "sad"}

@@ -16,6 +16,8 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 if TYPE_CHECKING:
     from ..config import Params
 
@@ -51,3 +53,8 @@ def require_root(params: Params) -> None:
     if not root.is_dir():
         raise ValueError(f"data.dir: {str(root)!r} is not a folder; dataset {params.dataset!r} is read from a "
                          "local copy, so set data.dir to the folder that holds it")
+
+
+def usable(clips: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a scan that name a usable clip (no ``reason``), without the reason column."""
+    return clips[clips["reason"] == ""].drop(columns="reason").reset_index(drop=True)

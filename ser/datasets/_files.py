@@ -44,8 +44,15 @@ def _require_dir(root: Path, corpus: str, layout: str) -> Path:
 def _report_skipped(skipped: list[Path], corpus: str, layout: str) -> None:
     if skipped:
         shown = ", ".join(p.name for p in skipped[:5])
-        log.warning("%s: skipped %d audio file(s) not named like %s (e.g. %s)",
+        log.warning("%s: skipped %d audio file(s) not named like %s (e.g. %s); listed in data/excluded.csv",
                     corpus, len(skipped), layout, shown)
+
+
+def with_skipped(frame: pd.DataFrame, skipped: Iterable[Path | str], reason: str) -> pd.DataFrame:
+    """``frame`` plus one row per file the scan could not use, with ``reason`` (prepare moves every
+    row with a reason to data/excluded.csv, so nothing is left out without a trace)."""
+    rows = [{"clip_id": Path(p).stem, "path": str(p), "label": "", "speaker": "", "reason": reason} for p in skipped]
+    return pd.concat([frame, pd.DataFrame(rows, columns=[*COLUMNS, "reason"])], ignore_index=True) if rows else frame
 
 
 def _scan(root: Path, corpus: str, layout: str, parse: Callable[[Path], dict | None]) -> pd.DataFrame:
@@ -62,14 +69,15 @@ def _scan(root: Path, corpus: str, layout: str, parse: Callable[[Path], dict | N
     if not rows and skipped:
         raise DatasetError(f"none of the {len(skipped)} audio files in {root} is named like a {corpus} clip: "
                            + _hint(corpus, root, layout))
-    return _frame(rows, corpus, root, layout)
+    return with_skipped(_frame(rows, corpus, root, layout), skipped, f"not named like a {corpus} clip ({layout})")
 
 
 def _frame(rows: Iterable[dict] | pd.DataFrame, corpus: str, root: Path, layout: str) -> pd.DataFrame:
-    """The clip table, sorted by clip_id; raises DatasetError when ``rows`` is empty.
+    """The clip table, sorted by clip_id, with a ``reason`` column ("" = usable); raises
+    DatasetError when ``rows`` is empty.
 
     Copies of the same clip (same clip_id, e.g. a corpus unpacked twice into nested folders)
-    are kept once, the copy with the shortest path.
+    are used once, the copy with the shortest path; the others get a reason.
     """
     frame = pd.DataFrame(rows if isinstance(rows, pd.DataFrame) else list(rows))
     if frame.empty:
@@ -78,10 +86,13 @@ def _frame(rows: Iterable[dict] | pd.DataFrame, corpus: str, root: Path, layout:
     frame = frame.assign(_depth=depth).sort_values(["clip_id", "_depth", "path"], ignore_index=True)
     frame = frame.drop(columns="_depth")
     copies = frame["clip_id"].duplicated()
+    frame["reason"] = ""
     if copies.any():
         log.warning("%s: %d file(s) are further copies of clips already listed (same name in another "
                     "folder), using one copy of each", corpus, int(copies.sum()))
-        frame = frame.loc[~copies].reset_index(drop=True)
+        kept = frame.loc[~copies].set_index("clip_id")["path"]
+        frame.loc[copies, "reason"] = [f"further copy of clip {c} (same name in another folder; {kept[c]} is used)"
+                                       for c in frame.loc[copies, "clip_id"]]
     extras = [c for c in frame.columns if c not in COLUMNS]
     return frame[COLUMNS + extras]
 

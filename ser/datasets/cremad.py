@@ -18,7 +18,7 @@ import pandas as pd
 from ..download import DownloadJob, check_reachable, download_files, get_json, verify_csv, verify_wav
 from ..errors import DatasetError, DownloadError
 from ..labels import canonical
-from ._files import _frame, _report_skipped
+from ._files import _frame, _report_skipped, with_skipped
 
 if TYPE_CHECKING:
     from ..config import Params
@@ -219,4 +219,5 @@ def scan(root: Path, params: Params) -> pd.DataFrame:
     if not rows:
         raise DatasetError(f"none of the {len(skipped)} WAV files in {folder.resolve()} is named like a "
                            f"CREMA-D clip ({LAYOUT})")
-    return _join_demographics(_frame(rows, "CREMA-D", root, LAYOUT), root / DEMOGRAPHICS)
+    return with_skipped(_join_demographics(_frame(rows, "CREMA-D", root, LAYOUT), root / DEMOGRAPHICS), skipped,
+                        f"not named like a CREMA-D clip ({LAYOUT})")

@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import DatasetError
 from ..labels import NO_SPEAKER, canonical
 from . import require_root
-from ._files import _frame, _scan
+from ._files import _frame, _scan, with_skipped
 
 if TYPE_CHECKING:
     from ..config import Params
@@ -105,8 +105,10 @@ def _from_csv(csv: Path) -> pd.DataFrame:
     for column in REQUIRED:
         table[column] = table[column].fillna("").astype(str).str.strip()
     blank = (table["path"] == "") | (table["label"] == "")
+    skipped = [row.path or f"{csv}, line {i + 2}" for i, row in zip(table.index[blank], table[blank].itertuples())]
     if blank.any():
-        log.warning("%s: skipped %d row(s) with an empty path or label", csv, int(blank.sum()))
+        log.warning("%s: skipped %d row(s) with an empty path or label; listed in data/excluded.csv", csv,
+                    int(blank.sum()))
         table = table.loc[~blank]
     if table.empty:
         raise DatasetError(f"CSV {csv} lists no clips: expected {CSV_LAYOUT} (data.csv in params.yaml)")
@@ -118,7 +120,8 @@ def _from_csv(csv: Path) -> pd.DataFrame:
                          speaker=_speakers(table))
     _check_unique(table, csv)
     _warn_missing(paths, csv)
-    return _frame(table.reset_index(drop=True), "folder", csv.parent, CSV_LAYOUT)
+    return with_skipped(_frame(table.reset_index(drop=True), "folder", csv.parent, CSV_LAYOUT), skipped,
+                        f"empty path or label in {csv.name}")
 
 
 def _speakers(table: pd.DataFrame) -> pd.Series:
