@@ -213,3 +213,20 @@ def test_no_matching_files(tmp_path, parser):
     assert str(root) in str(err.value)
     with pytest.raises(DatasetError, match="no .* clips found"):
         parser.scan(root / "empty", PARAMS)
+
+
+def test_ravdess_song_clips_are_left_out_with_the_reason(tmp_path):
+    root = clips(tmp_path / "ravdess", "Actor_01/03-01-01-01-01-01-01.wav", "Actor_01/03-02-03-01-01-01-01.wav")
+    frame = ravdess.scan(root, PARAMS).set_index("clip_id")
+    assert frame.loc["03-01-01-01-01-01-01", "reason"] == ""
+    assert frame.loc["03-02-03-01-01-01-01", "reason"] == "RAVDESS vocal channel 02 (song), not speech"
+
+
+def test_folder_csv_that_is_not_utf8_names_the_fix(tmp_path):
+    clip(tmp_path / "a.wav")
+    csv = tmp_path / "clips.csv"
+    csv.write_bytes("path,label\na.wav,fâché\n".encode("cp1252"))
+    with pytest.raises(DatasetError, match=r"not UTF-8 text \(byte 0xe2 at offset 18\).*CSV UTF-8"):
+        folder.scan(tmp_path, listing(csv))
+    csv.write_text("path,label\na.wav,fâché\n", encoding="utf-8-sig")  # Excel's "CSV UTF-8" writes a BOM
+    assert usable(folder.scan(tmp_path, listing(csv)))["label"].tolist() == ["fâché"]

@@ -48,28 +48,32 @@ def _report_skipped(skipped: list[Path], corpus: str, layout: str) -> None:
                     corpus, len(skipped), layout, shown)
 
 
-def with_skipped(frame: pd.DataFrame, skipped: Iterable[Path | str], reason: str) -> pd.DataFrame:
-    """``frame`` plus one row per file the scan could not use, with ``reason`` (prepare moves every
-    row with a reason to data/excluded.csv, so nothing is left out without a trace)."""
-    rows = [{"clip_id": Path(p).stem, "path": str(p), "label": "", "speaker": "", "reason": reason} for p in skipped]
+def with_skipped(frame: pd.DataFrame, skipped: Iterable[Path | str], reason: str | None = None) -> pd.DataFrame:
+    """``frame`` plus one row per file the scan could not use, with ``reason`` (or per file, when
+    ``skipped`` holds (path, reason) pairs): prepare moves every row with a reason to
+    data/excluded.csv, so nothing is left out without a trace."""
+    pairs = [(item, reason) if reason is not None else item for item in skipped]
+    rows = [{"clip_id": Path(p).stem, "path": str(p), "label": "", "speaker": "", "reason": why} for p, why in pairs]
     return pd.concat([frame, pd.DataFrame(rows, columns=[*COLUMNS, "reason"])], ignore_index=True) if rows else frame
 
 
-def _scan(root: Path, corpus: str, layout: str, parse: Callable[[Path], dict | None]) -> pd.DataFrame:
-    """The common parser loop: ``parse`` turns one audio path into a row, or None to skip it."""
+def _scan(root: Path, corpus: str, layout: str, parse: Callable[[Path], dict | str | None]) -> pd.DataFrame:
+    """The common parser loop: ``parse`` turns one audio path into a row, or None to skip it as
+    misnamed, or a string: the reason to skip it."""
     root = _require_dir(root, corpus, layout)
     rows, skipped = [], []
+    misnamed = f"not named like a {corpus} clip ({layout})"
     for path in _audio_files(root):
         row = parse(path)
-        if row is None:
-            skipped.append(path)
-        else:
+        if isinstance(row, dict):
             rows.append({"clip_id": path.stem, "path": str(path.resolve()), **row})
-    _report_skipped(skipped, corpus, layout)
+        else:
+            skipped.append((path, row or misnamed))
+    _report_skipped([p for p, why in skipped if why == misnamed], corpus, layout)
     if not rows and skipped:
-        raise DatasetError(f"none of the {len(skipped)} audio files in {root} is named like a {corpus} clip: "
-                           + _hint(corpus, root, layout))
-    return with_skipped(_frame(rows, corpus, root, layout), skipped, f"not named like a {corpus} clip ({layout})")
+        raise DatasetError(f"none of the {len(skipped)} audio files in {root} is a usable {corpus} clip "
+                           f"(e.g. {skipped[0][0].name}: {skipped[0][1]}): " + _hint(corpus, root, layout))
+    return with_skipped(_frame(rows, corpus, root, layout), skipped)
 
 
 def _frame(rows: Iterable[dict] | pd.DataFrame, corpus: str, root: Path, layout: str) -> pd.DataFrame:

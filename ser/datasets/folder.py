@@ -10,6 +10,7 @@ Listed files that are missing stay in the table (with a warning): the generic cl
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,13 +74,20 @@ def _read_csv(csv: Path) -> pd.DataFrame:
         raise DatasetError(f"CSV {csv} does not exist: set data.csv in params.yaml to a CSV with "
                            f"{CSV_LAYOUT}")
     try:
-        header = [str(c) for c in pd.read_csv(csv, nrows=0, skipinitialspace=True).columns]
+        text = csv.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"CSV {csv} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}): "
+                           "save it as UTF-8 (in Excel: 'CSV UTF-8'; or `iconv -f cp1252 -t utf-8`), then re-run "
+                           "prepare") from None
+    try:
+        header = [str(c) for c in pd.read_csv(io.StringIO(text), nrows=0, skipinitialspace=True).columns]
     except pd.errors.EmptyDataError:
         header = []
     names = _standard_names(header)
     table = pd.DataFrame()
     if header:
-        table = pd.read_csv(csv, dtype=dict.fromkeys(names, str), skipinitialspace=True, keep_default_na=False)
+        table = pd.read_csv(io.StringIO(text), dtype=dict.fromkeys(names, str), skipinitialspace=True,
+                            keep_default_na=False)
     table = table.rename(columns=lambda c: names.get(c, str(c).strip()))
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:

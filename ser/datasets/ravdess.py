@@ -2,7 +2,9 @@
 
 Layout: ``Actor_AA/MM-CC-EE-II-SS-RR-AA.wav`` (any supported audio extension), searched recursively,
 where the seven two-digit fields are modality, vocal channel (01 speech, 02 song), emotion, intensity
-(01 normal, 02 strong), statement, repetition and actor (odd ids male, even female).
+(01 normal, 02 strong), statement, repetition and actor (odd ids male, even female). Song clips
+(vocal channel 02, in the same Actor_ folders when both zips are unpacked together) are left out,
+with that reason in data/excluded.csv: this is a speech corpus reader.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ INTENSITIES = {"01": "normal", "02": "strong"}
 CHANNELS = {"01": "speech", "02": "song"}
 
 
-def _parse(path: Path) -> dict | None:
+def _parse(path: Path) -> dict | str | None:
     m = NAME.match(path.stem)
     if not m or m[3] not in EMOTIONS or m[4] not in INTENSITIES or int(m[7]) == 0:
         return None
     _, channel, emotion, intensity, statement, repetition, actor = m.groups()
+    if channel != "01":
+        return f"RAVDESS vocal channel {channel} ({CHANNELS.get(channel, 'unknown')}), not speech"
     return dict(label=EMOTIONS[emotion], speaker=actor, intensity=INTENSITIES[intensity], sentence=statement,
                 repetition=int(repetition), sex="male" if int(actor) % 2 else "female",
                 vocal_channel=CHANNELS.get(channel, channel))
