@@ -1,4 +1,4 @@
-"""Temperature scaling of class probabilities, fit on out-of-fold predictions.
+"""Temperature scaling of class probabilities, fit on out-of-fold predictions, kept only where it helps.
 
 The log of each OOF probability vector is treated as logits; one temperature T > 0 divides them
 (T > 1 softens an over-confident model, T < 1 sharpens an under-confident one). T is fit by
@@ -91,39 +91,66 @@ def oof_arrays(oof: pd.DataFrame, labels: list[str]) -> tuple[np.ndarray, np.nda
 
 
 def calibrate_oof(oof: pd.DataFrame, labels: list[str], bins: int = 15) -> dict:
-    """Fit T on all OOF rows and measure its effect honestly (what goes in models/calibration.json).
+    """Choose the calibration predict applies, from the OOF predictions (models/calibration.json).
 
-    ``ece_after``/``nll_after`` are cross-fitted over the ``fold`` column: each fold is scored with a
-    T fit on the other folds. With a single fold they are in-sample, and ``protocol`` says so.
+    Temperature scaling is a candidate, never imposed: T is fit on all OOF rows and judged
+    cross-fitted over the ``fold`` column (each fold scaled with a T fit on the other folds). It is
+    kept only when that lowers the NLL of the uncalibrated OOF predictions; else ``method`` is
+    ``none`` and ``temperature`` 1. ``ece_after``/``nll_after`` measure what predict applies (so they
+    equal the "before" figures when nothing is applied); ``candidate`` keeps the rejected figures.
+    With a single fold the candidate can only be judged in-sample, and ``protocol`` says so.
     """
     proba, y = oof_arrays(oof, labels)
-    temperature = fit_temperature(proba, y)
+    fitted = fit_temperature(proba, y)
     folds = oof["fold"].to_numpy() if "fold" in oof.columns else np.zeros(len(y), dtype=int)
-    after = np.empty_like(proba)
+    scaled = np.empty_like(proba)
     fold_t = {}
     if len(np.unique(folds)) > 1:
         for k in np.unique(folds):
             held = folds == k
             fold_t[str(k)] = fit_temperature(proba[~held], y[~held])
-            after[held] = apply_temperature(proba[held], fold_t[str(k)])
+            scaled[held] = apply_temperature(proba[held], fold_t[str(k)])
         protocol = f"cross-fitted over {len(fold_t)} OOF folds (T fit on the other folds)"
     else:
-        after = apply_temperature(proba, temperature)
+        scaled = apply_temperature(proba, fitted)
         protocol = "in-sample (one fold only: T fit and scored on the same rows)"
+    before = {"ece": ece(proba, y, bins), "nll": nll(proba, y)}
+    candidate = {"temperature": fitted, "ece": ece(scaled, y, bins), "nll": nll(scaled, y)}
+    keep = candidate["nll"] < before["nll"]
+    after = candidate if keep else before
+    reason = (f"temperature scaling lowers the {protocol.split(' (')[0]} NLL {before['nll']:.4f} -> "
+              f"{candidate['nll']:.4f}" if keep else
+              f"temperature scaling would not lower the {protocol.split(' (')[0]} NLL ({before['nll']:.4f} -> "
+              f"{candidate['nll']:.4f}): probabilities are used as the classifier gives them")
     result = {
-        "method": "temperature",
-        "temperature": temperature,
+        "method": "temperature" if keep else "none",
+        "temperature": fitted if keep else 1.0,
+        "reason": reason,
         "n": int(len(y)),
         "bins": bins,
-        "ece_before": ece(proba, y, bins),
-        "ece_after": ece(after, y, bins),
-        "nll_before": nll(proba, y),
-        "nll_after": nll(after, y),
+        "ece_before": before["ece"],
+        "ece_after": after["ece"],
+        "nll_before": before["nll"],
+        "nll_after": after["nll"],
+        "candidate": candidate,
         "accuracy": float((proba.argmax(1) == y).mean()),
         "protocol": protocol,
         "fold_temperatures": fold_t,
     }
-    log.info("temperature %.3f on %d OOF rows: ECE %.4f -> %.4f, NLL %.4f -> %.4f (%s)", temperature,
-             result["n"], result["ece_before"], result["ece_after"], result["nll_before"], result["nll_after"],
-             protocol)
+    log.info("calibration: %s; ECE %.4f -> %.4f (%s)", reason, result["ece_before"], result["ece_after"], protocol)
     return result
+
+
+def calibrated_oof(oof: pd.DataFrame, labels: list[str], calibration: dict) -> np.ndarray:
+    """The OOF probabilities as predict would calibrate them, cross-fitted: each fold scaled with the
+    temperature fit without it (unchanged when ``calibration['method']`` is ``none``)."""
+    proba, _ = oof_arrays(oof, labels)
+    if calibration.get("method", "temperature") == "none":
+        return proba
+    folds = oof["fold"].astype(str).to_numpy()
+    per_fold = calibration.get("fold_temperatures") or {}
+    out = np.empty_like(proba)
+    for k in np.unique(folds):
+        held = folds == k
+        out[held] = apply_temperature(proba[held], per_fold.get(k, calibration["temperature"]))
+    return out

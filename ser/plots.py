@@ -197,3 +197,35 @@ def scatter_png(xy: np.ndarray, panels: dict[str, np.ndarray], title: str, path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
+
+
+def reliability_bins(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> pd.DataFrame:
+    """Per equal-width confidence bin (non-empty ones): mean confidence, accuracy and count of the
+    top class, the quantities the ECE averages."""
+    confidence = proba.max(1)
+    correct = proba.argmax(1) == y
+    which = np.clip(np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1], right=True), 0, bins - 1)
+    rows = [(confidence[which == b].mean(), correct[which == b].mean(), int((which == b).sum()))
+            for b in np.unique(which)]
+    return pd.DataFrame(rows, columns=["confidence", "accuracy", "count"])
+
+
+def reliability_png(before: np.ndarray, after: np.ndarray, y: np.ndarray, calibration: dict, title: str,
+                    path: str | Path) -> None:
+    """Reliability diagram: accuracy against confidence of the out-of-fold predictions, as the
+    classifier gave them and as predict applies them (cross-fitted), with the ECE of each."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=1, label="perfectly calibrated")
+    styles = [("before", before, "tab:red"), (f"after ({calibration.get('method', 'temperature')})", after, "tab:blue")]
+    for (name, proba, colour), key in zip(styles, ("ece_before", "ece_after")):
+        table = reliability_bins(proba, y)
+        ax.plot(table["confidence"], table["accuracy"], marker="o", color=colour,
+                label=f"{name}: ECE {calibration.get(key, float('nan')):.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-class probability)")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_title(f"{title}\nreliability of the out-of-fold predictions", fontsize=9)
+    _save(fig, path)

@@ -3,11 +3,12 @@ results/predictions.csv and PNGs (confusion, per class, spread across folds, lea
 
 import logging
 
+from ser.calibration import calibrated_oof, oof_arrays
 from ser.cli import run_stage
 from ser.config import load_params
 from ser.evaluate import evaluate, fold_table, labels_of, left_out, read_learning_curves, run_context
 from ser.io import read_json, read_table, write_csv, write_json
-from ser.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png
+from ser.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png, reliability_png
 from ser.report import features_label
 
 log = logging.getLogger("stages.evaluate")
@@ -22,7 +23,8 @@ def main() -> None:
     metrics, confusion = evaluate(oof, cv_summary, context)
     if "calibration" in cv_summary:
         c = cv_summary["calibration"]
-        metrics["calibration"] = {k: round(c[k], 4) for k in ("temperature", "ece_before", "ece_after")}
+        metrics["calibration"] = {"method": c.get("method", "temperature"),
+                                  **{k: round(c[k], 4) for k in ("temperature", "ece_before", "ece_after")}}
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
     write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), read_json("embeddings/features.json")))
@@ -33,6 +35,10 @@ def main() -> None:
     confusion_png(confusion, labels, title, "results/confusion.png")
     per_class_png(metrics["per_class"], title, "results/per_class.png")
     fold_spread_png(fold_table(cv_summary), metrics, title, "results/cv_folds.png", chance=1 / len(labels))
+    if "calibration" in cv_summary:
+        before, y = oof_arrays(oof, labels)
+        reliability_png(before, calibrated_oof(oof, labels, cv_summary["calibration"]), y, cv_summary["calibration"],
+                        title, "results/reliability.png")
     learning_curves_png(read_learning_curves("results/learning_curves.csv"), params.classifier, title,
                         "results/learning_curves.png")
     log.info("%s: pooled over all out-of-fold predictions accuracy %.3f, UAR %.3f, macro F1 %.3f (%s, %d clips); "

@@ -32,8 +32,9 @@ def main() -> None:
     write_json("models/model.json", model_json)
     calibration = {**calibrate_oof(trained.oof, model_json["labels"]), "labels": model_json["labels"]}
     write_json("models/calibration.json", calibration)
-    trained.summary["calibration"] = {k: calibration[k] for k in ("temperature", "ece_before", "ece_after",
-                                                                   "nll_before", "nll_after", "n", "protocol")}
+    trained.summary["calibration"] = {k: calibration[k] for k in ("method", "reason", "temperature", "ece_before",
+                                                                   "ece_after", "nll_before", "nll_after", "candidate",
+                                                                   "n", "protocol", "fold_temperatures")}
     write_csv("models/oof.csv", trained.oof)
     write_json("results/cv.json", trained.summary)
     write_csv("results/learning_curves.csv", trained.curves)

@@ -68,7 +68,7 @@ def test_calibrate_oof_lowers_ece_of_an_overconfident_model():
     proba, y = honest_model(3000, seed=1)
     over = sharpen(proba, 4)
     result = calibrate_oof(oof_frame(over, y, folds=5), LABELS)
-    assert result["temperature"] > 2.5
+    assert result["method"] == "temperature" and result["temperature"] > 2.5
     assert result["ece_before"] > 0.1
     assert result["ece_after"] < result["ece_before"] / 3
     assert result["nll_after"] < result["nll_before"]
@@ -93,7 +93,7 @@ def test_calibrate_oof_scores_honestly():
         held = frame["fold"].to_numpy() == k
         after[held] = apply_temperature(over[held], fit_temperature(over[~held], y[~held]))
     assert result["ece_after"] == pytest.approx(ece(after, y))
-    assert result["nll_after"] == pytest.approx(nll(after, y))
+    assert result["nll_after"] == pytest.approx(nll(after, y)) and result["method"] == "temperature"
     assert result["nll_after"] >= nll(apply_temperature(over, result["temperature"]), y) - 1e-9
 
 
@@ -109,3 +109,27 @@ def test_calibrate_oof_rejects_mismatched_labels():
         calibrate_oof(oof_frame(proba, y, 2), [*LABELS, "calm"])
     with pytest.raises(ValueError, match="not among"):
         calibrate_oof(oof_frame(proba, y, 2), LABELS[:3])
+
+
+def test_calibration_that_would_make_things_worse_is_not_applied():
+    """Fold models of opposite confidence (as on a 4-speaker corpus): a T fit on the others hurts each."""
+    proba, y = honest_model(2000, seed=3)
+    folds = np.arange(len(y)) % 2
+    distorted = np.where((folds == 0)[:, None], sharpen(proba, 3), sharpen(proba, 1 / 3))
+    frame = oof_frame(distorted, y, folds=2)
+    result = calibrate_oof(frame, LABELS)
+    assert result["candidate"]["nll"] > result["nll_before"]  # the cross-fitted candidate is worse...
+    assert result["method"] == "none" and result["temperature"] == 1.0  # ... so it is not applied
+    assert (result["ece_after"], result["nll_after"]) == (result["ece_before"], result["nll_before"])
+    assert "would not lower" in result["reason"]
+
+
+def test_reliability_bins_are_what_the_ece_averages():
+    from ser.plots import reliability_bins
+
+    proba, y = honest_model(1500, seed=4)
+    over = sharpen(proba, 3)
+    table = reliability_bins(over, y)
+    assert table["count"].sum() == len(y)
+    weighted = (table["count"] * (table["accuracy"] - table["confidence"]).abs()).sum() / len(y)
+    assert weighted == pytest.approx(ece(over, y))

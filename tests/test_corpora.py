@@ -169,6 +169,7 @@ def test_labels_stay_strings_end_to_end(tmp_path, monkeypatch):
                  columns=["file_path", "emotion_code", "speaker"]).to_csv(csv, index=False)
     write_params(tmp_path, data={"csv": str(csv)})
     runs = run_all(tmp_path, monkeypatch, ["svm"])
+    assert Path("results/reliability.png").stat().st_size > 0
     assert sorted(read_table("data/manifest.csv")["label"].unique()) == sorted(names.values())
     assert sorted(read_json("models/model.json")["labels"]) == sorted(names.values())
     predictions = read_table("results/predictions.csv")
