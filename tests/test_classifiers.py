@@ -127,5 +127,23 @@ def test_svm_precomputed_kernel_is_the_same_model_as_libsvm_kernel(data):
     fast = RbfSVC().fit(X[train], y[train], groups=groups)
     plain = RbfSVC(precompute_max_rows=0).fit(X[train], y[train], groups=groups)
     assert fast.precomputed_ and not plain.precomputed_
-    assert len(fast.support_vectors_) == plain.calibrated_.calibrated_classifiers_[0].estimator.n_support_.sum()
+    assert len(fast.support_vectors_) == plain.svc_.n_support_.sum()
     np.testing.assert_allclose(fast.predict_proba(X[test]), plain.predict_proba(X[test]), atol=1e-3)
+
+
+def test_svm_calibration_scores_original_clips_only_and_keeps_the_svc_decision():
+    """Two speakers, plain folds by clip, classes the SVC separates perfectly: the calibrated argmax
+    must not lose what the SVC's own decision gets right (it once scored 0.857 against 1.000)."""
+    from embedding_fixtures import make_embeddings
+
+    X, meta = make_embeddings(clips=160, speakers=2, classes=4, copies=2, separation=8.0, speaker_shift=0.2, seed=5)
+    y = meta["label"].str.removeprefix("class").astype(int).to_numpy()
+    original = meta["aug"].to_numpy() == 0
+    train = original & (np.arange(len(y)) % 160 < 120) | (~original & (np.arange(len(y)) % 160 < 120))
+    test = original & ~train
+    model = classifiers.fit(build("svm"), X[train], y[train], meta[train], group_by="none")
+    svm = model[-1]
+    assert svm.fit_facts_["calibration_split"] == "3 folds by clips"
+    decision = svm.decision_function(model[0].transform(X[test])).argmax(1)  # the SVC's own decision
+    assert (decision == y[test]).mean() == 1.0
+    assert (model.predict(X[test]) == y[test]).mean() >= 0.97

@@ -7,10 +7,13 @@ products, 8·n² bytes as float64) and libsvm reads it (``kernel='precomputed'``
 rows that is ~30x faster than libsvm computing each kernel value itself, with the same support
 vectors and predictions. Larger sets fall back to libsvm's own kernel (slow, little memory).
 
-Probabilities come from ``CalibratedClassifierCV(ensemble=False)``: sigmoid calibration on the
-decision values of ``svm.calibration_folds`` cross-validated fits whose folds hold out whole
-speakers (so no copy of a clip is calibrated on a model that saw it), then one SVC on all rows.
-The balanced class weights reach both the SVC and the calibration (as sample weights).
+Probabilities are sigmoid-calibrated one-vs-rest scores, as scikit-learn's
+``CalibratedClassifierCV(ensemble=False)`` computes them, with the held-out side chosen here: the
+scores come from ``svm.calibration_folds`` cross-validated fits whose held-out side is whole
+speakers when the outer folds are by speaker, whole clips otherwise (see ``ser.cv.split_units``),
+and only original clips are scored (their augmented copies are on neither side), then one SVC is
+fit on all rows. The balanced class weights reach both the SVC and the calibration (as sample
+weights).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
+from sklearn.calibration import _SigmoidCalibration
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -67,11 +70,13 @@ def build(params: AllParams, seed: int = 0) -> Pipeline:
 
 
 class RbfSVC(ClassifierMixin, BaseEstimator):
-    """SVC(kernel='rbf') with balanced class weights and speaker-grouped sigmoid calibration.
+    """SVC(kernel='rbf') with balanced class weights and cross-validated sigmoid calibration.
 
-    ``fit(X, y, groups=None, clip_ids=None)``: the calibration folds keep each speaker (``groups``,
-    when there are two or more), else each clip (``clip_ids``, so augmented copies stay with their
-    original), on one side; ``fit_facts_`` says which.
+    ``fit(X, y, groups=None, clip_ids=None, aug=None)``: the calibration folds keep each speaker
+    (``groups``, when there are two or more), else each clip (``clip_ids``, so augmented copies stay
+    with their original), on one side, and score original clips only (``aug == 0``);
+    ``fit_facts_`` says which. After fitting: ``svc_`` (on all rows), ``calibrators_`` (one sigmoid
+    per class, one with two classes), ``classes_``.
     """
 
     def __init__(self, C: float = 10.0, gamma: float | str = "scale", class_weight: str | None = "balanced",
@@ -85,46 +90,64 @@ class RbfSVC(ClassifierMixin, BaseEstimator):
         self.cache_size = cache_size
         self.random_state = random_state
 
-    def fit(self, X, y, groups=None, clip_ids=None) -> RbfSVC:
+    def fit(self, X, y, groups=None, clip_ids=None, aug=None) -> RbfSVC:
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         self.gamma_ = _gamma(self.gamma, X)
-        units, kind = split_units(len(y), groups, clip_ids)
-        folds = grouped_folds(y, units, self.calibration_folds, self.random_state)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        scored = None if aug is None else np.asarray(aug) == 0  # held-out scores of original clips only
+        units, kind = split_units(len(y), groups, clip_ids, scored)
+        folds = grouped_folds(codes, units, self.calibration_folds, self.random_state, scored)
         self.fit_facts_ = {"calibration_split": f"{len(folds)} folds by {kind}"}
         # Class weights as sample weights: libsvm scales C per sample exactly as class_weight does, and
         # the sigmoid calibration gets them too, so that the argmax of the calibrated probabilities
         # keeps the balance instead of sliding back to the majority class.
-        weights = compute_sample_weight(self.class_weight, y)
+        weights = compute_sample_weight(self.class_weight, codes)
         self.precomputed_ = len(X) <= self.precompute_max_rows
-        kernel = "precomputed" if self.precomputed_ else "rbf"
-        svc = SVC(kernel=kernel, C=self.C, gamma=self.gamma_, cache_size=self.cache_size)
-        calibrated = CalibratedClassifierCV(svc, method="sigmoid", cv=folds, ensemble=False)
-        if self.precomputed_:
-            self.support_vectors_ = np.asarray(X, np.float32)  # kept whole only while fitting
-            calibrated.fit(self._kernel(self.support_vectors_), y, sample_weight=weights)
-            support = calibrated.calibrated_classifiers_[0].estimator.support_
-            self.support_ = support
-            self.support_vectors_ = self.support_vectors_[support]
-            self.n_train_ = len(X)
-        else:
-            calibrated.fit(X, y, sample_weight=weights)
-        calibrated.set_params(cv=len(folds))  # the fold index arrays are not needed after fitting
-        self.calibrated_ = calibrated
-        self.classes_ = calibrated.classes_
+        data = self._kernel(X) if self.precomputed_ else X
+
+        def rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return data[np.ix_(a, b)] if self.precomputed_ else data[a]
+
+        def svc(train: np.ndarray) -> SVC:
+            model = SVC(kernel="precomputed" if self.precomputed_ else "rbf", C=self.C, gamma=self.gamma_,
+                        cache_size=self.cache_size)
+            return model.fit(rows(train, train), codes[train], sample_weight=weights[train])
+
+        held = np.concatenate([h for _, h in folds])
+        scores = np.vstack([_scores(svc(train), rows(h, train), len(self.classes_)) for train, h in folds])
+        positive = [1] if len(self.classes_) == 2 else range(len(self.classes_))  # binary: the second class
+        self.calibrators_ = [_SigmoidCalibration().fit(scores[:, i], codes[held] == c, sample_weight=weights[held])
+                             for i, c in enumerate(positive)]
+        everything = np.arange(len(y))
+        self.svc_ = svc(everything)
+        if self.precomputed_:  # libsvm reads only the support vectors' columns at predict time
+            self.support_, self.n_train_ = self.svc_.support_, len(X)
+            self.support_vectors_ = np.asarray(X, np.float32)[self.support_]
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "calibrated_")
+    def decision_function(self, X) -> np.ndarray:
+        """The SVC's one-vs-rest scores, (n, classes), or (n,) with two classes."""
+        check_is_fitted(self, "svc_")
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         if not self.precomputed_:
-            return self.calibrated_.predict_proba(X)
+            return self.svc_.decision_function(X)
         out = []
         for start in range(0, len(X), CHUNK):
-            # libsvm reads only the support vectors' columns of a precomputed kernel
             K = np.zeros((min(CHUNK, len(X) - start), self.n_train_))
             K[:, self.support_] = self._kernel(X[start:start + CHUNK], self.support_vectors_)
-            out.append(self.calibrated_.predict_proba(K))
-        return np.vstack(out) if out else np.zeros((0, len(self.classes_)))
+            out.append(self.svc_.decision_function(K))
+        return np.concatenate(out) if out else np.zeros((0,) if len(self.classes_) == 2 else (0, len(self.classes_)))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Sigmoid-calibrated probabilities (per class, then normalised, as scikit-learn's
+        CalibratedClassifierCV does)."""
+        scores = _scores(self.svc_, None, len(self.classes_), self.decision_function(X))
+        if len(self.classes_) == 2:
+            positive = self.calibrators_[0].predict(scores[:, 0])
+            return np.column_stack([1 - positive, positive])
+        proba = np.column_stack([cal.predict(scores[:, c]) for c, cal in enumerate(self.calibrators_)])
+        total = proba.sum(1, keepdims=True)
+        return np.divide(proba, total, out=np.full_like(proba, 1 / proba.shape[1]), where=total > 0)
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]
@@ -153,6 +176,25 @@ class RbfSVC(ClassifierMixin, BaseEstimator):
         return K
 
 
+def _scores(svc, X, n_classes: int, decision: np.ndarray | None = None) -> np.ndarray:
+    """One-vs-rest scores as (n, classes) columns (one column with two classes); a class the SVC
+    did not see in training (an inner calibration fold can lack one) scores below every other."""
+    d = svc.decision_function(X) if decision is None else decision
+    if n_classes == 2:
+        if len(svc.classes_) < 2:  # a fold with one class: every clip is that class
+            return np.full((len(d), 1), 1.0 if svc.classes_[0] == 1 else -1.0)
+        return np.asarray(d).reshape(-1, 1)
+    d = np.asarray(d).reshape(len(d), -1)
+    if len(svc.classes_) == n_classes:
+        return d
+    out = np.full((len(d), n_classes), (d.min() if d.size else 0.0) - 1.0)
+    if len(svc.classes_) == 2:  # a binary SVC gives one column: the second class's score
+        out[:, svc.classes_[1]], out[:, svc.classes_[0]] = d[:, 0], -d[:, 0]
+    else:
+        out[:, svc.classes_] = d
+    return out
+
+
 def _gamma(gamma: float | str, X: np.ndarray) -> float:
     """The value SVC would use: 'scale' = 1/(n_features·Var(X)), 'auto' = 1/n_features."""
     if gamma == "scale":
@@ -163,10 +205,9 @@ def _gamma(gamma: float | str, X: np.ndarray) -> float:
     return float(gamma)
 
 
-# beyond skops' defaults (Pipeline, StandardScaler, SVC, CalibratedClassifierCV, arrays), only these
-# plain classes may be instantiated on load; any other name in the file makes loading fail
-TRUSTED = (f"{__name__}.RbfSVC", "sklearn.calibration._CalibratedClassifier",
-           "sklearn.calibration._SigmoidCalibration")
+# beyond skops' defaults (Pipeline, StandardScaler, SVC, arrays), only these plain classes may be
+# instantiated on load; any other name in the file makes loading fail
+TRUSTED = (f"{__name__}.RbfSVC", "sklearn.calibration._SigmoidCalibration")
 
 
 def save(model: Pipeline, folder: Path) -> Path:
