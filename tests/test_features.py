@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from model_fixtures import tiny_hubert, tiny_wavlm, tiny_whisper
+from shared_paths import ROOT, SHARED_RAVDESS, WHISPER_TOOL
 
 from ser import features
 from ser.config import Params, load_params
@@ -20,10 +21,7 @@ from ser.features import encoder
 from ser.features.ssl import SslEncoder
 from ser.features.whisper import WhisperEncoder
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-RAVDESS = SHARED / "data" / "ravdess-speech-16k"
-WHISPER_TOOL = SHARED / "tools" / "whisper_base_offline.py"
+RAVDESS = SHARED_RAVDESS
 
 
 @pytest.fixture(scope="module")
