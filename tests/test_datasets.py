@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from shared_paths import SHARED_RAVDESS
 
 from ser.config import Params
 from ser.datasets import emodb, folder, ravdess, savee, tess, usable
 from ser.errors import DatasetError
 
-SHARED_RAVDESS = Path("/work/shared/data/ravdess-speech-16k")
 COLUMNS = ["clip_id", "path", "label", "speaker"]
 PARAMS = Params()  # data.csv null: the folder corpus reads label folders
 

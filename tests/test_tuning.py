@@ -1,14 +1,19 @@
 """Optuna tuning nested in CV: finishes, never sees the test fold, and its best params are the
 ones the fitted models use."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import optuna
 import pytest
 from embedding_fixtures import make_embeddings
+from shared_paths import ROOT
 
 from ser import classifiers, tuning
-from ser.config import Params
-from ser.io import read_json
+from ser.config import Params, load_params
+from ser.io import read_embeddings, read_json, write_npz
 from ser.train import train
 
 
@@ -68,14 +73,36 @@ def test_a_finished_study_is_resumed_not_rerun(data, tmp_path):
     assert again.best_params == first.best_params
 
 
-def test_mlp_trials_report_validation_uar_per_epoch_for_pruning(data, tmp_path):
+class EveryOtherTrial(optuna.pruners.BasePruner):
+    """Prunes odd-numbered trials once they reported epoch 3: pruning happens, whatever the scores."""
+
+    def prune(self, study, trial):
+        return trial.number % 2 == 1 and trial.last_step is not None and trial.last_step >= 3
+
+
+def test_mlp_trials_report_validation_uar_per_epoch_and_are_pruned(data, tmp_path, monkeypatch):
+    """The MLP objective reports every epoch and a pruner's verdict stops the trial (PRUNED, counted as
+    finished). The study's own MedianPruner waits for 5 trials and 10 epochs, which a small test cannot
+    afford to reach reliably, so a pruner that always prunes odd trials is put in its place."""
     X, meta = data
-    params = tuned_params(tmp_path, "mlp", max_epochs=8, patience=3)
+    built = []
+
+    def pruner(**kwargs):
+        built.append(kwargs)
+        return EveryOtherTrial()
+
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", pruner)
+    params = tuned_params(tmp_path, "mlp", max_epochs=8, patience=8)
+    params = params.model_copy(update={"tune": params.tune.model_copy(update={"n_trials": 4})})
     y = meta["label"].str.removeprefix("class").astype(int).to_numpy()
     result = tuning.tune(X, y, meta, params, "mlp-test")
+    assert built[-1] == {"n_startup_trials": 5, "n_warmup_steps": 10}  # what tune.n_trials must exceed to prune
     study = optuna.load_study(study_name="mlp-test", storage=params.tune.storage)
-    assert isinstance(study.pruner, optuna.pruners.MedianPruner)
-    assert all(len(t.intermediate_values) >= 4 for t in study.trials)  # patience 3: at least 4 epochs
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED] * 2
+    steps = [len(t.intermediate_values) for t in study.trials]
+    assert steps[0] == steps[2] == 8 and steps[1] == steps[3] < 8, steps  # pruned trials stopped early
+    assert result.n_trials == 4  # pruned trials count as finished: no trial beyond tune.n_trials
     assert 2 <= len(result.best_params["hidden"]) <= 5
 
 
@@ -104,3 +131,36 @@ def test_study_names_change_with_the_data_and_the_settings(data, monkeypatch):
 def test_storage_passwords_stay_out_of_results():
     label = tuning.storage_label("postgresql://ser:secret@db.example.org:5432/optuna")
     assert "secret" not in label and "db.example.org" in label
+
+
+@pytest.mark.timeout(300)
+def test_the_worker_fills_the_studies_that_train_then_reads(data, tmp_path, monkeypatch):
+    """``python -m ser.tuning`` in a folder with params.yaml and embeddings/features.npz runs every
+    study the train stage will use (each fold, then final) to tune.n_trials; train then only reads them."""
+    X, meta = data
+    write_npz(tmp_path / "embeddings/features.npz", X=X, aug=meta["aug"].to_numpy(),
+              **{c: meta[c].to_numpy(str) for c in ("clip_id", "label", "speaker")})
+    (tmp_path / "params.yaml").write_text(
+        f"classifier: svm\ncv:\n  folds: 3\ntune:\n  enabled: true\n  n_trials: 3\n"
+        f"  storage: sqlite:///{tmp_path}/optuna.db\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-m", "ser.tuning"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    monkeypatch.chdir(tmp_path)
+    params = load_params()
+    X_read, meta_read = read_embeddings()
+    fp = tuning.fingerprint(X_read, meta_read, params)
+    names = [tuning.study_name(params, fp, part) for part in ("fold0", "fold1", "fold2", "final")]
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=params.tune.storage)
+        assert len(study.get_trials(states=tuning.FINISHED)) == 3, name
+
+    def no_new_trials(*args, **kwargs):
+        raise AssertionError("train ran trials although the worker had finished the study")
+
+    monkeypatch.setattr(optuna.Study, "optimize", no_new_trials)
+    trained = train(X_read, meta_read, params, {}, tmp_path / "models")
+    assert [f["study"] for f in trained.summary["folds"]] + [trained.summary["tuning"]["final"]["study"]] == names
+    assert [f["trials"] for f in trained.summary["folds"]] == [3, 3, 3]
