@@ -68,6 +68,7 @@ def _run_rows(work: Path, spec: dict, rows: list[dict], args: argparse.Namespace
         sets = [s.format(**values) for s in [*spec["R"], *(spec["W"] if row.get("whisper") else []), *row["set"]]]
         command = ["dvc", "exp", "run", "-n", row["id"], *[a for s in sets for a in ("-S", s)]]
         print(f"{row['id']}: {' '.join(command)}", flush=True)
+        run(work, "dvc", "exp", "remove", row["id"], check=False)  # a rerun in a kept --workdir replaces it
         run(work, *command, timeout=4 * 3600)
         metrics = json.loads((work / "results/metrics.json").read_text())
         old = committed(spec, row["id"])
