@@ -421,3 +421,20 @@ def test_other_weights_given_with_encoder_are_refused(wavlm_models, trained, tmp
     code, out = run([trained.test_dir, "--models", models, "--encoder", other], tmp_path)
     assert code == 2 and out is None
     assert "weights: trained 'sha1:" in caplog.text and "refusing to predict" in caplog.text
+
+
+def test_a_card_from_a_cuda_run_predicts_on_the_cpu(wavlm_models, trained, tmp_path, caplog):
+    """features.device: cuda in training (fp16 there) is no part of the identity: on a machine without
+    CUDA the error names --device, and --device cpu predicts with the same identity check passing."""
+    import torch
+
+    models, _, _ = wavlm_models
+    folder = shutil.copytree(models, tmp_path / "models")
+    card = json.loads((folder / "model.json").read_text())
+    card["feature_params"]["features"]["device"] = "cuda"
+    (folder / "model.json").write_text(json.dumps(card))
+    if not torch.cuda.is_available():
+        code, _ = run([trained.test_dir, "--models", folder], tmp_path)
+        assert code == 2 and "--device" in caplog.text
+    code, out = run([trained.test_dir, "--models", folder, "--device", "cpu"], tmp_path)
+    assert code == 0 and (out["error"] == "").all()
