@@ -121,7 +121,7 @@ def corpus_padding(batch_seconds: float, clips: int = 7442, copies: int = 2, see
     items = ((Job("", "", ""), np.broadcast_to(np.float32(0), (int(a * 16000),)))  # a length, no memory
              for _, a in sorted(zip(expected, actual)))
     batches = list(length_batches(items, int(batch_seconds * 16000)))
-    padded, total = map(sum, zip(*(padding(b) for b in batches)))
+    padded, total = map(sum, zip(*(padding([len(w) for _, w in b]) for b in batches)))
     return padded / total, len(expected) / len(batches)
 
 

@@ -86,8 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     clips = make_clips(args.dir / "clips", 240, 2.5)
-    models = args.dir / "models"
-    make_models(models, clips)
+    models = make_models(args.dir, clips)
     sources = speech_clips(clips["path"].tolist())
     files = [Path(clips["path"].iloc[0])]
     for minutes in sorted(args.minutes):

@@ -3,7 +3,7 @@
     python benchmarks/bench_predict.py [--files 240] [--seconds 2.5] [--long-minutes 2] [--dir /tmp/predict-bench]
 
 Builds once (reused on later runs) a folder of synthetic clips and a models/ folder (MFCC + SVM fit
-on those clips, model.json as the train stage writes it), then measures:
+on those clips by ``ser.train.train``, as the train stage does), then measures:
 
 - startup: ``python -m stages.predict one.wav`` in a fresh process (import, load, one file), wall
   time best and median of ``--repeats`` and its CPU time (user+sys, robust to a busy machine); and
@@ -16,7 +16,6 @@ on those clips, model.json as the train stage writes it), then measures:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -33,19 +32,20 @@ import pandas as pd
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from ser import classifiers, features  # noqa: E402
+from trained_fixtures import manifest, train_models  # noqa: E402
+
+from ser import features  # noqa: E402
 from ser.audio import load  # noqa: E402
 from ser.config import Params  # noqa: E402
 from ser.datasets import synthetic  # noqa: E402
-from ser.io import write_json  # noqa: E402
 from ser.predict import Predictor  # noqa: E402
-from ser.segment import training_window  # noqa: E402
 
 CLASSES = ["angry", "happy", "neutral", "sad"]
 SR = 16000
-PARAMS = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"}})
+PARAMS = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"},
+                                "augment": {"n_augmentations": 0}})
 
 
 def make_clips(root: Path, files: int, seconds: float) -> pd.DataFrame:
@@ -55,23 +55,11 @@ def make_clips(root: Path, files: int, seconds: float) -> pd.DataFrame:
     return synthetic.scan(root, PARAMS)
 
 
-def make_models(folder: Path, clips: pd.DataFrame) -> None:
-    if (folder / "model.json").exists():
-        return
-    extractor = features.build(PARAMS)
-    X = extractor.transform([load(p, SR) for p in clips["path"]])
-    labels = sorted(CLASSES)
-    y = clips["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
-    module = classifiers.get("svm")
-    folder.mkdir(parents=True, exist_ok=True)
-    module.save(module.build(PARAMS, 0).fit(X, y), folder)
-    write_json(folder / "model.json", {
-        "classifier": "svm", "labels": labels, "features": extractor.settings(), "dim": int(X.shape[1]),
-        "feature_params": {"features": PARAMS.features.model_dump(mode="json"), "data": {"sample_rate": SR}},
-        "max_clip_seconds": training_window(durations := [sf.info(p).duration for p in clips["path"]]),
-        "median_clip_seconds": training_window(durations, 0.5),
-    })
-    write_json(folder / "calibration.json", {"temperature": 1.5, "labels": labels, "note": "benchmark stand-in"})
+def make_models(root: Path, clips: pd.DataFrame) -> Path:
+    """``root``/models: MFCC + SVM trained on ``clips`` by the library's training function (once)."""
+    if not (root / "models" / "model.json").exists():
+        train_models(root, clips, PARAMS)
+    return root / "models"
 
 
 def startup(models: Path, wav: str, repeats: int) -> dict:
@@ -108,14 +96,13 @@ def predict_rate(models: Path, paths: list[str], workers: int) -> dict:
 def extract_rate(clips: pd.DataFrame, workers: int) -> dict:
     from ser.extract import extract
 
-    manifest = clips.assign(sha1=[hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in clips["path"]],
-                            duration=[sf.info(p).duration for p in clips["path"]])
+    listed = manifest(clips)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        result = extract(manifest, features.build(PARAMS), cache, None, 0, PARAMS.features.batch_seconds, workers)
+        result = extract(listed, features.build(PARAMS), cache, None, 0, PARAMS.features.batch_seconds, workers)
         seconds = time.perf_counter() - start
     return {"files": len(result.X), "seconds": round(seconds, 2), "files_per_s": round(len(result.X) / seconds, 1),
-            "audio_s_per_s": round(float(manifest["duration"].sum()) / seconds, 1)}
+            "audio_s_per_s": round(float(listed["duration"].sum()) / seconds, 1)}
 
 
 def long_recording(path: Path, clips: pd.DataFrame, minutes: float) -> None:
@@ -143,8 +130,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/predict-bench"))
     args = ap.parse_args()
     clips = make_clips(args.dir / "clips", args.files, args.seconds)
-    models = args.dir / "models"
-    make_models(models, clips)
+    models = make_models(args.dir, clips)
     long_wav = args.dir / "long.wav"
     long_recording(long_wav, clips, args.long_minutes)
     paths = clips["path"].tolist()

@@ -1,4 +1,9 @@
-"""Reading audio: decode once, mix to mono, resample, and say why a clip is unusable."""
+"""Reading audio: decode once, mix to mono, resample, and say why a clip is unusable.
+
+:class:`AudioCheck` is the one check of decoded audio (no frames, too short, non-finite, silent)
+that prepare (:func:`probe`) and predict apply; :data:`AUDIO_EXTENSIONS` the one list of file
+names that corpus scanning and predict pick up.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,11 @@ import soundfile as sf
 import soxr
 
 OBJECT_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+# What libsndfile (>= 1.1, as bundled with soundfile >= 0.12) reads, by file name; case-insensitive.
+# Ogg holds Vorbis or Opus; .au/.snd are Sun/NeXT; .w64, .rf64 and .caf are large-file WAV cousins.
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                              ".au", ".snd", ".w64", ".caf", ".rf64"})
+LEVEL_FRAME_SECONDS = 0.025  # the frame of the silence check
 
 
 def load(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
@@ -41,31 +51,71 @@ class Probe:
 
 
 def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -60.0) -> Probe:
-    """Read a clip once: hash its bytes and check it decodes, is long enough and not silent."""
+    """Read a clip once: hash its bytes and check it decodes and passes :class:`AudioCheck`."""
     try:
         blob = Path(path).read_bytes()
     except OSError as err:
         return Probe(reason=f"unreadable: {err.strerror or err}")
     sha1 = hashlib.sha1(blob).hexdigest()
     if not blob:
-        return Probe(sha1=sha1, reason="empty file")
+        return Probe(sha1=sha1, reason=EMPTY)
     try:
         audio, sr = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
     except Exception as err:  # noqa: BLE001 - libsndfile raises several types for bad input
-        return Probe(sha1=sha1, reason=f"not decodable audio: {decode_error(err)}")
+        return Probe(sha1=sha1, reason=undecodable(err))
     frames, channels = audio.shape
-    duration = frames / sr if sr else 0.0
-    base = dict(sha1=sha1, duration=round(duration, 4), sample_rate=sr, channels=channels)
-    if frames == 0:
-        return Probe(**base, reason="no audio frames")
-    if duration < min_duration:
-        return Probe(**base, reason=f"too short: {duration:.3f} s < data.min_duration {min_duration} s")
-    if not np.isfinite(audio).all():
-        return Probe(**base, reason="holds NaN or infinite samples")
-    level = loudest_frame_dbfs(audio.mean(axis=1), sr)
-    if level < silence_dbfs:
-        return Probe(**base, reason=f"silent: loudest 25 ms at {level:.1f} dBFS < data.silence_dbfs {silence_dbfs}")
-    return Probe(**base)
+    check = AudioCheck(sr)
+    check.add(audio.mean(axis=1))
+    return Probe(sha1=sha1, duration=round(frames / sr if sr else 0.0, 4), sample_rate=sr, channels=channels,
+                 reason=check.reason(min_duration, silence_dbfs))
+
+
+EMPTY = "empty file"
+
+
+def undecodable(err: Exception) -> str:
+    """The reason given for a file that libsndfile cannot decode."""
+    return f"not decodable audio: {decode_error(err)}"
+
+
+class AudioCheck:
+    """Whether a decoded recording is usable, fed block by block (``add``, then ``reason``): its
+    length, whether every sample is finite, and its loudest 25 ms (:func:`loudest_frame_dbfs` of
+    the whole, without holding it)."""
+
+    def __init__(self, sample_rate: int):
+        self.sr = sample_rate
+        self.n, self.finite, self.loudest = 0, True, -np.inf
+        self._frame = max(1, int(sample_rate * LEVEL_FRAME_SECONDS))
+        self._rest = np.zeros(0, np.float32)  # the samples after the last whole level frame
+
+    def add(self, block: np.ndarray) -> None:
+        """Take the next mono block."""
+        self.n += len(block)
+        self.finite = self.finite and bool(np.isfinite(block).all())
+        rest = np.concatenate([self._rest, block])
+        whole = len(rest) // self._frame * self._frame
+        if whole:
+            self.loudest = max(self.loudest, loudest_frame_dbfs(rest[:whole], self.sr, LEVEL_FRAME_SECONDS))
+        self._rest = rest[whole:]
+
+    def level(self) -> float:
+        """dBFS of the loudest frame (of the whole recording when shorter than a frame)."""
+        return self.loudest if self.n >= self._frame else loudest_frame_dbfs(self._rest, self.sr, LEVEL_FRAME_SECONDS)
+
+    def reason(self, min_duration: float, silence_dbfs: float) -> str:
+        """Why the recording is unusable, or "" when it is usable."""
+        duration = self.n / self.sr if self.sr else 0.0
+        if self.n == 0:
+            return "no audio frames"
+        if duration < min_duration:
+            return f"too short: {duration:.2f} s < data.min_duration {min_duration:g} s"
+        if not self.finite:
+            return "holds NaN or infinite samples"
+        level = self.level()
+        if level < silence_dbfs:
+            return f"silent: loudest 25 ms at {level:.1f} dBFS < data.silence_dbfs {silence_dbfs:g}"
+        return ""
 
 
 def decode_error(err: Exception) -> str:

@@ -1,16 +1,17 @@
-"""Per-clip embedding cache: one small .npy file per vector, keyed on audio content and settings.
+"""Per-clip embedding cache: one small .npy file per vector, keyed on audio content and feature identity.
 
 Layout::
 
-    <root>/<extractor>-<hash of extractor settings>/settings.json
+    <root>/<extractor>-<hash of the extractor's identity>/identity.json
     <root>/<extractor>-<hash>/<sha1[:2]>/<sha1>.npy                  original clip (aug 0)
     <root>/<extractor>-<hash>/<sha1[:2]>/<sha1>.<k>.<augkey>.npy     augmented copy k
 
-``sha1`` is the manifest's hash of the clip's bytes; the directory hash covers everything that
-changes a vector (extractor, model and its weights' fingerprint, layers, pooling, sample rate,
-precision). ``augkey`` hashes the augmentation settings, the seed and the clip id (copies are seeded
-by clip id), but not the number of copies, so raising n_augmentations adds only the new copies and
-changing augmentation settings leaves the originals cached.
+``sha1`` is the manifest's hash of the clip's bytes; the directory hash is of the extractor's
+identity (``ser.features.identity``: settings, weights' fingerprint, features version, library
+versions), so vectors of an older computation are never mixed with new ones. ``augkey`` hashes
+the augmentation settings, the seed and the clip id (copies are seeded by clip id), but not the
+number of copies, so raising n_augmentations adds only the new copies and changing augmentation
+settings leaves the originals cached.
 
 One file per vector is the simplest store that survives being killed at any moment: each file is
 written to a temp name and renamed, so an entry is either complete or absent, nothing needs a
@@ -38,13 +39,13 @@ def digest(value: object) -> str:
 
 
 class EmbeddingCache:
-    """Vectors of one extractor setting; ``augment`` (settings of the copies) may be None when there are none."""
+    """Vectors of one extractor identity; ``augment`` (settings of the copies) may be None when there are none."""
 
-    def __init__(self, root: str | Path, settings: dict, augment: dict | None = None):
-        self.dir = Path(root) / f"{settings['extractor']}-{digest(settings)[:16]}"
+    def __init__(self, root: str | Path, identity: dict, augment: dict | None = None):
+        self.dir = Path(root) / f"{identity['extractor']}-{digest(identity)[:16]}"
         self.augment = augment
-        if not (self.dir / "settings.json").exists():
-            write_json(self.dir / "settings.json", settings)
+        if not (self.dir / "identity.json").exists():
+            write_json(self.dir / "identity.json", identity)
 
     def path(self, sha1: str, copy: int = 0, clip_id: str = "") -> Path:
         if copy == 0:

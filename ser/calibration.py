@@ -91,7 +91,7 @@ def oof_arrays(oof: pd.DataFrame, labels: list[str]) -> tuple[np.ndarray, np.nda
 
 
 def calibrate_oof(oof: pd.DataFrame, labels: list[str], bins: int = 15) -> dict:
-    """Choose the calibration predict applies, from the OOF predictions (models/calibration.json).
+    """Choose the calibration predict applies, from the OOF predictions (the model card's ``calibration``).
 
     Temperature scaling is a candidate, never imposed: T is fit on all OOF rows and judged
     cross-fitted over the ``fold`` column (each fold scaled with a T fit on the other folds). It is

@@ -19,3 +19,7 @@ class DownloadError(SerError):
 
 class FeatureError(SerError):
     """A feature extractor cannot be built (e.g. its model is neither cached nor reachable)."""
+
+
+class ModelError(SerError):
+    """The models folder is missing, incomplete or does not match this code's features."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .metrics import HEADLINE, scores
-from .report import dataset_label, short_model
+from .report import dataset_label, feature_source, short_model
 
 DIGITS = 4
 
@@ -31,7 +31,7 @@ def short_protocol(protocol: str) -> str:
 def run_context(oof: pd.DataFrame, prepared: dict, features: dict, protocol: str, dataset: str,
                 classifier: str) -> dict:
     """What the numbers were measured on: short strings and counts only."""
-    settings = features.get("settings", {})
+    settings = feature_source(features)
     return {
         "dataset": dataset_label(dataset),
         "clips": len(oof),

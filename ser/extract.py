@@ -22,10 +22,10 @@ from tqdm import tqdm
 from .audio import load
 from .augment import Augmenter
 from .cache import EmbeddingCache
-from .config import AugmentParams
+from .config import AugmentParams, Params
 from .errors import FeatureError
 from .features import Extractor
-from .loader import Job, length_batches, padding, read_ahead
+from .loader import Job, embed_stream, padding, reason
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,13 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
     clips. What finished stays cached, so the run resumes once the cause is fixed."""
     copies = augment.n_augmentations if augment else 0
     augmenter = Augmenter(augment, seed, extractor.sample_rate) if copies else None
-    cache = EmbeddingCache(cache_root, extractor.settings(), augmenter.settings() if augmenter else None)
+    cache = EmbeddingCache(cache_root, extractor.identity(), augmenter.settings() if augmenter else None)
     seconds = manifest["duration"] if "duration" in manifest else pd.Series(0.0, index=manifest.index)
     todo = [Job(r.clip_id, r.path, r.sha1, k, s) for k in range(copies + 1)
             for r, s in zip(manifest.itertuples(), seconds) if not cache.has(r.sha1, k, r.clip_id)]
     total = len(manifest) * (copies + 1)
     log.info("%s: %d of %d vectors (%d clips, each with %d augmented copies) cached in %s; computing %d",
-             extractor.settings()["extractor"], total - len(todo), total, len(manifest), copies, cache.dir, len(todo))
+             extractor.identity()["extractor"], total - len(todo), total, len(manifest), copies, cache.dir, len(todo))
     failures, stats = _compute(todo, extractor, cache, augmenter, batch_seconds, workers,
                                FailureBudget(int(max_failed_fraction * len(manifest)), len(manifest)))
     X, meta, failed = _assemble(manifest, cache, copies, failures)
@@ -71,6 +71,13 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
              X.shape[1], int((meta["aug"] == 0).sum()), copies,
              int((failed["aug"] == 0).sum()), int((failed["aug"] > 0).sum()))
     return Extraction(X, meta, failed, stats)
+
+
+def feature_params(params: Params) -> dict:
+    """The sections of ``params`` that rebuild the extractor and its input checks (features.json and
+    the model card keep them, so predict computes what training did, whatever params.yaml says now)."""
+    return {"features": params.features.model_dump(mode="json"),
+            "data": params.data.model_dump(mode="json", include={"sample_rate", "min_duration", "silence_dbfs"})}
 
 
 @dataclass
@@ -105,29 +112,29 @@ def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augme
         wave = load(job.path, sr)
         return augmenter(wave, job.clip_id, job.copy) if job.copy else wave
 
-    def loaded(bar: tqdm):
-        for job, wave in read_ahead(sorted(todo, key=lambda j: j.seconds), read, workers, ahead=4 * workers + 8):
-            if isinstance(wave, Exception):
-                failures[job.clip_id, job.copy] = _reason(wave)
-                bar.update(1)
-            else:
-                yield job, wave
+    def waves(job: Job, wave: np.ndarray | Exception):
+        if isinstance(wave, Exception):
+            failures[job.clip_id, job.copy] = reason(wave)
+            bar.update(1)
+        else:
+            yield job, wave
 
     padded = processed = 0
     start = time.perf_counter()
     with tqdm(total=len(todo), desc="embedding", unit="clip", mininterval=2.0) as bar:
-        for batch in length_batches(loaded(bar), max(1, int(batch_seconds * sr))):
-            for (job, _), result in zip(batch, _embed(extractor, [w for _, w in batch])):
+        for batch in embed_stream(sorted(todo, key=lambda j: j.seconds), read, waves, extractor, batch_seconds,
+                                  workers):
+            for job, result in zip(batch.keys, batch.results):
                 if isinstance(result, str):
                     failures[job.clip_id, job.copy] = result
                 else:
                     cache.put(result, job.sha1, job.copy, job.clip_id)
                     stats["computed"] += 1
             budget.check(failures)
-            pad, size = padding(batch)
+            pad, size = padding(batch.lengths)
             padded, processed = padded + pad, processed + size
             stats["audio_seconds"] += (size - pad) / sr
-            bar.update(len(batch))
+            bar.update(len(batch.keys))
     stats["seconds"] = round(time.perf_counter() - start, 2)
     stats["padded_fraction"] = round(padded / processed, 4) if processed else 0.0
     stats["audio_seconds"] = round(stats["audio_seconds"], 2)
@@ -136,26 +143,6 @@ def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augme
              stats["audio_seconds"], stats["seconds"], stats["audio_seconds"] / max(stats["seconds"], 1e-9),
              100 * stats["padded_fraction"])
     return failures, stats
-
-
-def _embed(extractor: Extractor, waves: list[np.ndarray]) -> list[np.ndarray | str]:
-    """One vector or one failure reason per wave; a failing batch is retried clip by clip to find the culprit."""
-    try:
-        X = np.asarray(extractor.transform(waves), dtype=np.float32)
-        if X.shape[0] != len(waves):
-            raise ValueError(f"extractor returned {X.shape[0]} vectors for {len(waves)} clips")
-    except Exception as err:  # noqa: BLE001 - one broken clip must not stop thousands
-        if len(waves) == 1:
-            return [_reason(err)]
-        X = None
-    if X is None:  # retried outside the handler, whose traceback still holds the batch's (GPU) memory
-        return [r for w in waves for r in _embed(extractor, [w])]
-    return [x if np.isfinite(x).all() else "embedding holds NaN or infinite values" for x in X]
-
-
-def _reason(err: Exception) -> str:
-    text = str(err).splitlines()[0][:200] if str(err) else ""
-    return f"{type(err).__name__}: {text}"
 
 
 def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failures: dict[tuple[str, int], str]
@@ -180,8 +167,8 @@ def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failur
             rows.append((r.clip_id, r.label, r.speaker, k))
             if k == 0:
                 kept.add(r.clip_id)
-    for clip_id, path, k, reason in failed:
-        log.warning("left out %s%s (%s): %s", clip_id, f" copy {k}" if k else "", path, reason)
+    for clip_id, path, k, why in failed:
+        log.warning("left out %s%s (%s): %s", clip_id, f" copy {k}" if k else "", path, why)
     meta = pd.DataFrame(rows, columns=["clip_id", "label", "speaker", "aug"])
     failed = pd.DataFrame(failed, columns=["clip_id", "path", "aug", "reason"])
     return X[: len(rows)], meta, failed

@@ -1,12 +1,14 @@
-"""Streaming clips to an extractor with bounded memory.
+"""Streaming clips to an extractor with bounded memory: the embedding core of extract and predict.
 
-A few threads read (decode, resample, augment) a bounded number of clips ahead of the consumer;
-batches are then cut from a small window of loaded clips kept sorted by length, so clips of
-similar length share a batch, padding stays small, and memory is a few batches of audio however
-large the corpus. A batch holds as many clips as fit in ``max_samples`` including padding
-(clips x longest clip) while padding stays under ``max_padding`` of it; a single clip longer than
-``max_samples`` makes a batch of its own. A recording too long to hold is read in blocks
-(:func:`blocks`).
+:func:`embed_stream` is the one loop both use. A few threads read (decode, resample, augment) a
+bounded number of clips ahead of the consumer; batches are then cut from a small window of loaded
+clips kept sorted by length, so clips of similar length share a batch, padding stays small, and
+memory is a few batches of audio however large the corpus. A batch holds as many clips as fit in
+``max_samples`` including padding (clips x longest clip) while padding stays under ``max_padding``
+of it; a single clip longer than ``max_samples`` makes a batch of its own. A recording too long to
+hold is read in blocks (:func:`blocks`). A batch that fails is retried clip by clip, so one broken
+clip costs only its own vector, and a vector holding NaN or infinite values is a failure, never a
+result.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -33,7 +36,58 @@ class Job:
     seconds: float = 0.0  # expected length, for ordering
 
 
-Loaded = tuple[Job, np.ndarray]
+Loaded = tuple[Any, np.ndarray]  # (key, wave)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Embedded:
+    """One batch done: per key its vector (float32, finite) or why it failed, and the wave lengths."""
+
+    keys: list
+    results: list[np.ndarray | str]
+    lengths: list[int]
+
+
+
+def embed_stream(items: Iterable[T], read: Callable[[T], R], waves: Callable[[T, R | Exception], Iterable[Loaded]],
+                 extractor: Any, batch_seconds: float, workers: int = 2) -> Iterator[Embedded]:
+    """Embed keyed waves of ``items`` in batches of similar length, at most ``batch_seconds`` of audio
+    (padding included) each.
+
+    ``read(item)`` runs on ``workers`` reader threads, a bounded number of items ahead
+    (:func:`read_ahead`); ``waves(item, read(item) or the exception it raised)`` then gives that
+    item's ``(key, wave)`` pairs, in item order, in the calling thread.
+    """
+    def keyed() -> Iterator[Loaded]:
+        for item, got in read_ahead(items, read, workers, ahead=4 * workers + 8):
+            yield from waves(item, got)
+
+    for batch in length_batches(keyed(), max(1, int(batch_seconds * extractor.sample_rate))):
+        wave_list = [w for _, w in batch]
+        yield Embedded([k for k, _ in batch], embed_batch(extractor, wave_list), [len(w) for w in wave_list])
+
+
+def embed_batch(extractor: Any, waves: list[np.ndarray]) -> list[np.ndarray | str]:
+    """One vector or one failure reason per wave; a failing batch is retried wave by wave to find the culprit."""
+    try:
+        X = np.asarray(extractor.transform(waves), dtype=np.float32)
+        if X.shape[0] != len(waves):
+            raise ValueError(f"extractor returned {X.shape[0]} vectors for {len(waves)} waves")
+    except Exception as err:  # noqa: BLE001 - one broken clip must not stop thousands
+        if len(waves) == 1:
+            return [f"feature extraction failed: {reason(err)}"]
+        X = None
+    if X is None:  # retried outside the handler, whose traceback still holds the batch's (GPU) memory
+        return [r for w in waves for r in embed_batch(extractor, [w])]
+    return [x if np.isfinite(x).all() else "features hold NaN or infinite values" for x in X]
+
+
+def reason(err: Exception) -> str:
+    """``Type: first line of the message`` (at most 200 characters of it)."""
+    text = str(err).splitlines()[0][:200] if str(err) else ""
+    return f"{type(err).__name__}: {text}"
 
 
 def blocks(path: str | Path, sample_rate: int, seconds: float = 30.0) -> Iterator[np.ndarray]:
@@ -55,8 +109,8 @@ def blocks(path: str | Path, sample_rate: int, seconds: float = 30.0) -> Iterato
             yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
-def read_ahead(jobs: Iterable[Job], read: Callable[[Job], np.ndarray], workers: int = 2,
-               ahead: int = 16) -> Iterator[tuple[Job, np.ndarray | Exception]]:
+def read_ahead(jobs: Iterable[T], read: Callable[[T], R], workers: int = 2,
+               ahead: int = 16) -> Iterator[tuple[T, R | Exception]]:
     """``(job, read(job))`` in job order, with at most ``ahead`` reads running or waiting to be consumed.
 
     A read that raises yields the exception instead of a wave.
@@ -86,7 +140,7 @@ def length_batches(items: Iterable[Loaded], max_samples: int, max_padding: float
     (default 4 batches) is kept in a heap, and each batch is cut from its shortest clips.
     """
     window = window or 4 * max_samples
-    heap: list[tuple[int, int, Job, np.ndarray]] = []
+    heap: list[tuple[int, int, Any, np.ndarray]] = []
     held = 0
     for n, (job, wave) in enumerate(items):
         heapq.heappush(heap, (len(wave), n, job, wave))
@@ -113,7 +167,7 @@ def _cut(heap: list, max_samples: int, max_padding: float) -> list[Loaded]:
     return batch
 
 
-def padding(batch: list[Loaded]) -> tuple[int, int]:
-    """(padded samples, total samples) of a batch padded to its longest clip."""
-    lengths = [len(w) for _, w in batch]
+
+def padding(lengths: list[int]) -> tuple[int, int]:
+    """(padded samples, total samples) of a batch of waves of these lengths padded to the longest."""
     return max(lengths) * len(lengths) - sum(lengths), max(lengths) * len(lengths)

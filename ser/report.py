@@ -10,6 +10,16 @@ def dataset_label(dataset: str) -> str:
     return dataset + (" (SYNTHETIC audio)" if dataset == "synthetic" else "")
 
 
+def feature_source(features: dict) -> dict:
+    """``{"extractor", "model"}`` of a features.json (from its feature params; a model only for the
+    neural extractors, which have one)."""
+    section = features.get("feature_params", {}).get("features", {})
+    source = {"extractor": section.get("extractor", "unknown")}
+    if source["extractor"] in ("ssl", "whisper"):
+        source["model"] = section.get("model")
+    return source
+
+
 def short_model(settings: dict) -> str:
     """The pretrained model behind the features (hub id, or a local folder's name), 'none' for
     hand-crafted features (MFCC, eGeMAPS)."""

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-DEFAULT_WINDOW_SECONDS = 5.0  # when model.json has no max_clip_seconds
+DEFAULT_WINDOW_SECONDS = 5.0  # when there are no training clip durations
 
 
 def training_window(durations: Iterable[float], quantile: float = 1.0) -> float:

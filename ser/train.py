@@ -1,20 +1,23 @@
 """Cross-validate the configured classifier (tuning it inside each fold when ``tune.enabled``), then
-fit it on all data and save what predict needs."""
+fit it on all data and save what predict needs: the classifier's files and the model card."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import classifiers, feasibility, tuning
+from . import classifiers, feasibility, model_card, tuning
+from .calibration import calibrate_oof
 from .config import Params
 from .cv import Plan, cross_validate, fit_facts
-from .io import write_json
+from .errors import FeatureError
 from .metrics import HEADLINE
+from .segment import training_window
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +53,18 @@ def learning_curves(histories: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, model_dir: Path) -> Trained:
-    """Run CV (out-of-fold predictions, fold summary, learning curves) and save the final model.
+def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, model_dir: str | Path,
+          durations: Iterable[float]) -> Trained:
+    """Run CV (out-of-fold predictions, fold summary, learning curves), fit the temperature on the
+    out-of-fold predictions, and save the final model and its card (``ser.model_card``) in ``model_dir``.
 
-    ``features`` is the extract stage's features.json: its extractor settings and feature params go
-    into model.json, so predict rebuilds the extractor that made ``X``, whatever params.yaml says now.
+    ``features`` is the extract stage's features.json: its identity and feature params go into the
+    card, so predict rebuilds the extractor that made ``X``, whatever params.yaml says now.
+    ``durations`` (seconds of the training clips) set the windows predict cuts long recordings into.
     """
+    if "identity" not in features or "feature_params" not in features:
+        raise FeatureError("embeddings/features.json lacks identity or feature_params: it was written by an "
+                           "older extract stage; re-run extract (dvc repro)")
     module = classifiers.get(params.classifier)
     labels = sorted(meta["label"].unique())
     y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
@@ -103,17 +112,21 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
     if history is not None:
         histories["final"] = history
 
+    calibration = calibrate_oof(cv.oof, labels)
+    summary["calibration"] = {k: calibration[k] for k in ("method", "reason", "temperature", "ece_before", "ece_after",
+                                                           "nll_before", "nll_after", "candidate", "n", "protocol",
+                                                           "fold_temperatures")}
+    durations = list(durations)
+    card = model_card.ModelCard(
+        classifier=params.classifier, labels=labels, dim=int(X.shape[1]), identity=features["identity"],
+        feature_params=features["feature_params"], params=final_params, tuned=cfg.enabled,
+        windows=model_card.Windows(max_clip_seconds=training_window(durations),
+                                   median_clip_seconds=training_window(durations, 0.5)),
+        calibration=model_card.Calibration(**calibration),
+        trained_on=model_card.TrainingContext(dataset=params.dataset, rows=len(X),
+                                              clips=int((meta["aug"] == 0).sum()), protocol=summary["protocol"]))
+    model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     module.save(model, model_dir)
-    write_json(model_dir / "model.json", {
-        "classifier": params.classifier,
-        "labels": labels,
-        "features": features.get("settings", {}),
-        "dim": int(X.shape[1]),
-        "feature_params": features.get("feature_params"),
-        "params": final_params,
-        "tuned": cfg.enabled,
-        "trained_on": {"dataset": params.dataset, "rows": len(X), "clips": int((meta["aug"] == 0).sum()),
-                       "protocol": summary["protocol"]},
-    })
+    model_card.write(model_dir, card)
     return Trained(cv.oof, summary, learning_curves(histories))

@@ -9,7 +9,7 @@ from ser.config import load_params
 from ser.evaluate import evaluate, fold_table, labels_of, left_out, read_learning_curves, run_context
 from ser.io import read_json, read_table, write_csv, write_json
 from ser.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png, reliability_png
-from ser.report import features_label
+from ser.report import feature_source, features_label
 
 log = logging.getLogger("stages.evaluate")
 
@@ -29,7 +29,7 @@ def main() -> None:
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
     write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), read_json("embeddings/features.json")))
 
-    features = features_label(read_json("embeddings/features.json")["settings"])
+    features = features_label(feature_source(read_json("embeddings/features.json")))
     title = f"{context['dataset']} | {features} + {params.classifier} | {context['protocol']}"
     labels = labels_of(oof)
     confusion_png(confusion, labels, title, "results/confusion.png")

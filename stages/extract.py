@@ -9,7 +9,7 @@ import logging
 from ser import features
 from ser.cli import run_stage
 from ser.config import load_params
-from ser.extract import extract
+from ser.extract import extract, feature_params
 from ser.io import read_table, write_json, write_npz
 
 log = logging.getLogger("stages.extract")
@@ -30,11 +30,8 @@ def main() -> None:
               aug=meta["aug"].to_numpy())
     copies = result.failed[result.failed["aug"] > 0]
     write_json("embeddings/features.json", {
-        "settings": extractor.settings(),
-        # what predict needs to rebuild this extractor, copied into models/model.json by train
-        "feature_params": {"features": f.model_dump(mode="json"),
-                           "data": params.data.model_dump(mode="json", include={"sample_rate", "min_duration",
-                                                                                 "silence_dbfs"})},
+        "identity": extractor.identity(),
+        "feature_params": feature_params(params),  # copied into the model card by train
         "augment": {**a.model_dump(), "seed": params.seed} if a.n_augmentations else None,
         "rows": len(X), "dim": X.shape[1],
         "clips": int((meta["aug"] == 0).sum()), "copies_per_clip": a.n_augmentations,

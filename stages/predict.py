@@ -1,6 +1,7 @@
 """predict: audio files/folders -> emotion per file (and per segment of long recordings).
 
     python -m stages.predict clip.wav recordings/ [--models models] [--output out.csv|out.json]
+        [--encoder PATH]  # the encoder folder of training, when it has moved
 
 Exit code: 0 all files predicted, 1 some failed (each says why), 2 usage or model error.
 """
@@ -29,13 +30,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--models", default="models", help="trained model folder (default: models)")
     ap.add_argument("--output", "-o", help="write results to a .csv or .json file")
     ap.add_argument("--segment-seconds", type=positive, default=None,
-                    help="window for long recordings (default: model.json max_clip_seconds, else 5)")
+                    help="window for long recordings (default: the longest training clip)")
     ap.add_argument("--batch-seconds", type=positive, default=None,
                     help="seconds of audio per feature-extraction batch (default: features.batch_seconds of training)")
     ap.add_argument("--top-db", type=positive, default=30.0,
                     help="silence threshold below the peak when splitting long recordings (default: 30)")
     ap.add_argument("--workers", type=int, default=2, help="audio reader threads (default: 2)")
     ap.add_argument("--device", help="neural extractors: auto | cuda | mps | cpu (default: as in training)")
+    ap.add_argument("--encoder", metavar="PATH",
+                    help="neural extractors: the training encoder's folder, when it is no longer where it was "
+                         "trained (its weights must be the same)")
     ap.add_argument("--quiet", "-q", action="store_true", help="do not print the table")
     args = ap.parse_args(argv)
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
@@ -48,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     from ser.errors import SerError
-    from ser.predict import Predictor, format_row, rows, table_header, write_output
+    from ser.predict import Predictor
+    from ser.predict_output import format_row, rows, table_header, write_output
 
     try:
         options = {"batch_seconds": args.batch_seconds} if args.batch_seconds else {}
-        predictor = Predictor.load(args.models, args.segment_seconds, args.device, top_db=args.top_db,
+        predictor = Predictor.load(args.models, args.segment_seconds, args.device, args.encoder, top_db=args.top_db,
                                    workers=max(1, args.workers), **options)
     except SerError as err:
         log.error("%s", err)
@@ -74,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("predicted %d of %d files (%.1f s of audio, %d segments) in %.2f s; %d failed",
              len(results) - failed, len(results), audio, sum(len(r.segments) for r in results), elapsed, failed)
     if args.output:
-        info = {k: predictor.info.get(k) for k in ("classifier", "features", "trained_on")}
-        info["temperature"] = predictor.temperature
+        card = predictor.card
+        info = {"classifier": card.classifier, "features": card.identity,
+                "trained_on": card.trained_on.model_dump(), "temperature": predictor.temperature}
         log.info("wrote %s", write_output(args.output, results, labels, info))
     return 1 if failed else 0
 

@@ -15,7 +15,7 @@ from ser.cli import run_stage
 from ser.config import load_params
 from ser.io import read_embeddings, read_json, read_table, write_csv
 from ser.plots import scatter_png
-from ser.report import dataset_label, features_label
+from ser.report import dataset_label, feature_source, features_label
 from ser.umap2d import colourings, embed_2d
 
 log = logging.getLogger("stages.visualize")
@@ -37,7 +37,7 @@ def main() -> None:
     xy = embed_2d(X, params.umap.n_neighbors, params.umap.min_dist, params.seed, params.umap.pca_dims)
     table = meta.drop(columns="aug").assign(x=xy[:, 0], y=xy[:, 1])
     write_csv("results/umap.csv", table)
-    features = features_label(read_json("embeddings/features.json")["settings"])
+    features = features_label(feature_source(read_json("embeddings/features.json")))
     scatter_png(xy, colourings(table), f"UMAP of {features} embeddings, {dataset_label(params.dataset)}, "
                 f"{len(xy)} original clips", "results/umap.png")
 

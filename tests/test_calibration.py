@@ -78,7 +78,7 @@ def test_calibrate_oof_lowers_ece_of_an_overconfident_model():
     for k, t in result["fold_temperatures"].items():
         rows = np.arange(len(y)) % 5 != int(k)
         assert t == pytest.approx(fit_temperature(over[rows], y[rows]))
-    json.dumps(result)  # goes to models/calibration.json as is
+    json.dumps(result)  # goes to the model card and results/cv.json as is
 
 
 def test_calibrate_oof_scores_honestly():

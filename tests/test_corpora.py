@@ -184,7 +184,8 @@ def test_labels_stay_strings_end_to_end(tmp_path, monkeypatch):
 
 def predict_csv(root: Path, paths: list[Path]) -> pd.DataFrame:
     """Predict ``paths`` with the models/ this run trained, through the CSV output a user reads."""
-    from ser.predict import Predictor, write_output
+    from ser.predict import Predictor
+    from ser.predict_output import write_output
 
     predictor = Predictor.load(root / "models")
     write_output(root / "predicted.csv", list(predictor.predict(paths)), predictor.labels)

@@ -13,7 +13,7 @@ from ser import plots
 from ser.evaluate import evaluate, fold_table, read_learning_curves, run_context, short_protocol
 from ser.metrics import scores
 from ser.plots import best_epoch, fold_name, fold_spread_png, learning_curves_png, per_class_png
-from ser.report import features_label, short_model
+from ser.report import feature_source, features_label, short_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,8 +68,8 @@ def cv_summary(oof: pd.DataFrame, labels: list[str]) -> dict:
 
 
 PREPARED = {"dataset": "synthetic", "clips": 10, "excluded": 2, "speakers": 4, "hours": 0.01, "labels": {}}
-FEATURES = {"settings": {"extractor": "ssl", "model": "/models/cache/wavlm-base-plus", "layers": "last"},
-            "rows": 10, "dim": 8, "failed": 1}
+FEATURES = {"feature_params": {"features": {"extractor": "ssl", "model": "/models/cache/wavlm-base-plus",
+                                             "layers": "last"}}, "rows": 10, "dim": 8, "failed": 1}
 
 
 def leaves(tree: dict, prefix: str = ""):
@@ -111,6 +111,9 @@ def test_short_names():
     assert short_model({"model": "openai/whisper-base"}) == "openai/whisper-base"
     assert features_label({"extractor": "whisper", "model": "./weights/whisper-base"}) == "whisper (whisper-base)"
     assert features_label({"extractor": "mfcc"}) == "mfcc"
+    mfcc = {"feature_params": {"features": {"extractor": "mfcc", "model": "microsoft/wavlm-large"}}}
+    assert feature_source(mfcc) == {"extractor": "mfcc"}  # the model setting is unused by mfcc
+    assert feature_source(FEATURES) == {"extractor": "ssl", "model": "/models/cache/wavlm-base-plus"}
 
 
 def curves(with_final: bool = True) -> pd.DataFrame:

@@ -36,8 +36,8 @@ class Counting:
         self.sample_rate = inner.sample_rate
         self.batch_sizes = []
 
-    def settings(self) -> dict:
-        return self.inner.settings()
+    def identity(self) -> dict:
+        return self.inner.identity()
 
     def transform(self, waves):
         if self.crash_after is not None and self.calls + len(waves) > self.crash_after:
@@ -123,10 +123,11 @@ def test_length_batches_keep_padding_small_and_respect_the_cap():
     batches = list(length_batches(iter(items), cap))
     assert sorted(job.clip_id for b in batches for job, _ in b) == sorted(f"c{i}" for i in range(900))
     assert all(len(b) * max(len(w) for _, w in b) <= cap for b in batches)
-    padded, total = map(sum, zip(*(padding(b) for b in batches)))
+    padded, total = map(sum, zip(*(padding([len(w) for _, w in b]) for b in batches)))
     assert padded / total < 0.05  # the issue asks for < 10%
     naive = [items[i:i + 14] for i in range(0, 900, 14)]  # ordered by expected length only
-    assert sum(padding(b)[0] for b in naive) / sum(padding(b)[1] for b in naive) > padded / total
+    naive_padded, naive_total = map(sum, zip(*(padding([len(w) for _, w in b]) for b in naive)))
+    assert naive_padded / naive_total > padded / total
 
 
 def test_a_clip_longer_than_the_cap_gets_a_batch_of_its_own():
@@ -211,7 +212,7 @@ def test_extractor_settings_key_the_cache(manifest, tmp_path):
 def test_a_damaged_entry_is_dropped_and_recomputed(manifest, tmp_path):
     cache = tmp_path / "cache"
     extract(manifest, mfcc(), cache, AugmentParams(n_augmentations=0))
-    store = EmbeddingCache(cache, mfcc().settings())
+    store = EmbeddingCache(cache, mfcc().identity())
     damaged = store.path(manifest["sha1"][2])
     damaged.write_bytes(b"\x93NUMPY garbage")
     assert store.get(manifest["sha1"][2]) is None and not damaged.exists()
@@ -286,11 +287,13 @@ def test_stage_writes_the_embeddings_and_their_description(manifest, tmp_path, m
     assert list(meta.columns) == ["clip_id", "label", "speaker", "aug"] and sorted(set(meta["aug"])) == [0, 1]
     info = read_json(tmp_path / "embeddings/features.json")
     assert info["failed"] == 1 and info["failed_clips"][0]["clip_id"] == "broken"
-    assert info["rows"] == 12 and info["dim"] == 160 and info["settings"]["extractor"] == "mfcc"
+    assert info["rows"] == 12 and info["dim"] == 160 and info["identity"]["extractor"] == "mfcc"
     assert info["augment"]["n_augmentations"] == 1 and info["augment"]["seed"] == 0
     assert info["extraction"]["computed"] == 12
     stage.main()  # everything cached now
     assert read_json(tmp_path / "embeddings/features.json")["extraction"] == {
         "cached": 12, "computed": 0, "padded_fraction": 0.0}
-    settings = json.loads(next((tmp_path / "embeddings/cache").glob("mfcc-*/settings.json")).read_text())
-    assert settings == info["settings"]
+    identity = json.loads(next((tmp_path / "embeddings/cache").glob("mfcc-*/identity.json")).read_text())
+    assert identity == info["identity"]
+    assert info["feature_params"]["features"]["extractor"] == "mfcc" and info["feature_params"]["data"] == {
+        "sample_rate": 16000, "min_duration": 0.25, "silence_dbfs": -60.0}

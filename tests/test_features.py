@@ -216,7 +216,54 @@ def test_fingerprint_follows_the_weights(models, tmp_path):
     other = tiny_wavlm(tmp_path / "other", seed=1)
     assert encoder.fingerprint(str(same)) == encoder.fingerprint(str(models["wavlm"]))
     assert encoder.fingerprint(str(other)) != encoder.fingerprint(str(models["wavlm"]))
-    assert SslEncoder(str(other)).settings()["weights"] == encoder.fingerprint(str(other))
+    assert SslEncoder(str(other)).identity()["weights"] == encoder.fingerprint(str(other))
+    weights = same / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 1  # one bit of one weight
+    weights.write_bytes(bytes(blob))
+    assert encoder.fingerprint(str(same)) != encoder.fingerprint(str(models["wavlm"]))
+
+
+def test_identity_ignores_where_the_model_lies_and_the_device(models, tmp_path):
+    moved = shutil.copytree(models["whisper"], tmp_path / "elsewhere")
+    here, there = WhisperEncoder(str(models["whisper"]), device="cpu"), WhisperEncoder(str(moved), device="cpu")
+    assert here.identity() == there.identity()
+    assert str(models["whisper"]) not in str(here.identity()) and "float32" not in str(here.identity())
+    assert here.identity()["libraries"].keys() >= {"torch", "transformers", "soxr"}
+
+
+def test_a_hub_model_missing_from_the_cache_has_no_fingerprint(monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    with pytest.raises(FeatureError, match="cannot be fingerprinted"):
+        encoder.fingerprint("owner/not-cached")
+
+
+def test_a_hub_model_is_fingerprinted_by_the_content_of_its_snapshot(models, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    snapshot = shutil.copytree(models["wavlm"], tmp_path / "snapshots" / "abc123")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name, **k: str(snapshot / name) if repo == "owner/wavlm" else None)
+    assert encoder.fingerprint("owner/wavlm") == encoder.fingerprint(str(models["wavlm"]))
+
+
+def test_the_cache_key_changes_with_the_features_version_and_library_versions(tmp_path, monkeypatch):
+    from ser.cache import EmbeddingCache
+
+    mfcc = features.build(params("mfcc"))
+    key = EmbeddingCache(tmp_path, mfcc.identity()).dir
+    assert EmbeddingCache(tmp_path, mfcc.identity()).dir == key
+    monkeypatch.setattr(features, "FEATURES_VERSION", features.FEATURES_VERSION + 1)
+    bumped = EmbeddingCache(tmp_path, mfcc.identity()).dir
+    monkeypatch.undo()
+    real = features.version
+    monkeypatch.setattr(features, "version", lambda name: "99.0.0" if name == "librosa" else real(name))
+    upgraded = EmbeddingCache(tmp_path, mfcc.identity()).dir
+    assert len({key, bumped, upgraded}) == 3
+    monkeypatch.setattr(features, "version", lambda name: real(name) + ".post7")  # a patch release: same vectors
+    assert EmbeddingCache(tmp_path, mfcc.identity()).dir == key
 
 
 def test_device_choice(monkeypatch):
@@ -239,6 +286,7 @@ def test_egemaps_gives_88_functionals():
     X = egemaps.transform([wave(1.0, 150), wave(1.5, 220, 1), 4 * wave(1.0, 150)])
     assert X.shape == (3, 88) and X.dtype == np.float32 and np.isfinite(X).all()
     assert not np.allclose(X[0], X[1])
+    assert egemaps.identity()["libraries"].keys() >= {"opensmile", "soxr"}
 
 
 def test_mfcc_statistics():

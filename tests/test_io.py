@@ -3,6 +3,7 @@
 import io
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -51,3 +52,34 @@ def test_a_text_file_is_excluded_with_a_stable_reason(tmp_path):
 def test_decode_error_drops_object_addresses():
     assert decode_error(TypeError(f"Invalid file: {io.BytesIO()!r}")) == "Invalid file: the file"
     assert decode_error(ValueError()) == "ValueError"
+
+
+FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
+           ".oga": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS"), ".mp3": ("MP3", "MPEG_LAYER_III"),
+           ".aif": ("AIFF", "PCM_16"), ".aiff": ("AIFF", "PCM_16"), ".aifc": ("AIFF", "PCM_16"),
+           ".au": ("AU", "PCM_16"), ".snd": ("AU", "PCM_16"), ".w64": ("W64", "PCM_16"), ".caf": ("CAF", "PCM_16"),
+           ".rf64": ("RF64", "PCM_16")}
+
+
+def test_every_listed_extension_is_read_and_found_by_corpus_scanning_and_predict(tmp_path):
+    """AUDIO_EXTENSIONS is what libsndfile reads: a tone in each format loads back as that tone, and
+    corpus scanning and predict pick up exactly these files."""
+    import soundfile as sf
+
+    from ser.audio import AUDIO_EXTENSIONS, load
+    from ser.datasets._files import _audio_files
+    from ser.predict import collect
+
+    assert set(FORMATS) == AUDIO_EXTENSIONS
+    sr = 48000  # what Opus runs at
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32)
+    for ext, (fmt, subtype) in FORMATS.items():
+        sf.write(tmp_path / f"tone{ext.upper() if ext == '.wav' else ext}", tone, sr, format=fmt, subtype=subtype)
+    (tmp_path / "notes.txt").write_text("not audio")
+    for path in sorted(tmp_path.glob("tone*")):
+        wave = load(path, 16000)
+        assert abs(len(wave) - 16000) < 1200, path  # mp3 and opus add a few ms of codec delay
+        assert 0.15 < float(np.sqrt(np.mean(wave[2000:-2000] ** 2))) < 0.25, path  # the tone, not noise
+    found = sorted(Path(p).name for p in _audio_files(tmp_path))
+    assert found == sorted(p.name for p in tmp_path.glob("tone*")) and len(found) == len(FORMATS)
+    assert sorted(Path(p).name for p, _ in collect([tmp_path])) == found

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from trained_fixtures import train_models
 
-from ser import classifiers, features
+from ser import classifiers, features, model_card
 from ser.audio import load
-from ser.calibration import apply_temperature, calibrate_oof
+from ser.calibration import apply_temperature
 from ser.config import Params
 from ser.datasets import synthetic
-from ser.io import write_json
 from ser.predict import Predictor
 from ser.segment import training_window
 from stages.predict import main as predict_cli
@@ -28,51 +28,40 @@ TEST_SPEAKERS = ["spk06", "spk07"]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A models/ folder as the train stage writes it (model, model.json, calibration.json), from six
-    synthetic speakers; plus leave-one-speaker-out CV accuracy and two held-out speakers' files."""
+    """A models/ folder made by the library's training function on six synthetic speakers; its
+    cross-validated accuracy, and two held-out speakers' files."""
     tmp = tmp_path_factory.mktemp("predict")
     synthetic.generate(tmp / "corpus", speakers=8, clips=5, classes=CLASSES, duration=1.2, seed=0)
     clips = synthetic.scan(tmp / "corpus", Params())
-    params = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"}})
-    extractor = features.build(params)
-    X = extractor.transform([load(p, SR) for p in clips["path"]])
-    labels = sorted(CLASSES)
-    y = clips["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    params = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"},
+                                    "augment": {"n_augmentations": 0}})
     test = clips["speaker"].isin(TEST_SPEAKERS).to_numpy()
-    module = classifiers.get("svm")
-
-    train = clips[~test].reset_index(drop=True)
-    Xtr, ytr = X[~test], y[~test]
-    parts = []
-    for k, speaker in enumerate(sorted(train["speaker"].unique())):  # leave one speaker out
-        held = (train["speaker"] == speaker).to_numpy()
-        proba = module.build(params, 0).fit(Xtr[~held], ytr[~held]).predict_proba(Xtr[held])
-        part = train.loc[held, ["clip_id", "speaker"]].assign(fold=k, actual=train.loc[held, "label"],
-                                                               predicted=np.array(labels)[proba.argmax(1)])
-        parts.append(part.assign(**{f"p_{lab}": proba[:, i] for i, lab in enumerate(labels)}))
-    oof = pd.concat(parts, ignore_index=True)
-
+    fit, _ = train_models(tmp, clips[~test].reset_index(drop=True), params)
     models = tmp / "models"
-    models.mkdir()
-    model = module.build(params, 0).fit(Xtr, ytr)
-    module.save(model, models)
-    durations = [sf.info(p).duration for p in train["path"]]
-    write_json(models / "model.json", {
-        "classifier": "svm", "labels": labels, "features": extractor.settings(), "dim": int(X.shape[1]),
-        "feature_params": {"features": params.features.model_dump(mode="json"), "data": {"sample_rate": SR}},
-        "max_clip_seconds": training_window(durations),
-    })
-    calibration = calibrate_oof(oof, labels)
-    write_json(models / "calibration.json", {**calibration, "labels": labels})
-
+    card = model_card.read(models)
     test_dir = tmp / "heldout"
     test_dir.mkdir()
     for p in clips.loc[test, "path"]:
         shutil.copy(p, test_dir)
-    return SimpleNamespace(tmp=tmp, models=models, labels=labels, model=model, X_test=X[test],
-                           test_clips=clips[test].reset_index(drop=True), test_dir=test_dir,
-                           cv_accuracy=float((oof["actual"] == oof["predicted"]).mean()),
-                           temperature=calibration["temperature"], window=training_window(durations))
+    test_clips = clips[test].reset_index(drop=True)
+    X_test = features.build(params).transform([load(p, SR) for p in test_clips["path"]])
+    return SimpleNamespace(tmp=tmp, models=models, labels=card.labels, model=classifiers.get("svm").load(models),
+                           X_test=X_test, test_clips=test_clips, test_dir=test_dir,
+                           cv_accuracy=float((fit.oof["actual"] == fit.oof["predicted"]).mean()),
+                           temperature=card.calibration.temperature, window=card.windows.max_clip_seconds)
+
+
+def test_the_model_card_is_what_training_wrote(trained):
+    """One card with every part, written by ser.train.train: windows from the training clips'
+    durations, the temperature fit on the out-of-fold predictions."""
+    card = model_card.read(trained.models)
+    clips = synthetic.scan(trained.tmp / "corpus")
+    durations = [sf.info(p).duration for p in clips.loc[~clips["speaker"].isin(TEST_SPEAKERS), "path"]]
+    assert card.windows.max_clip_seconds == training_window(durations)
+    assert card.labels == sorted(CLASSES) and card.classifier == "svm" and card.trained_on.clips == len(durations)
+    assert card.identity == features.build(Params.model_validate({"features": {"extractor": "mfcc"}})).identity()
+    assert card.calibration.temperature != 1.0 and card.calibration.n == len(durations)
+    assert sorted(p.name for p in trained.models.iterdir()) == ["model.json", "svm.skops"]
 
 
 def run(args, tmp_path, out="out.csv"):
@@ -178,39 +167,35 @@ def test_bad_inputs_are_reported_and_the_rest_predicted(trained, tmp_path):
 def edited_models(trained, tmp_path, **changes):
     folder = tmp_path / "models"
     shutil.copytree(trained.models, folder)
-    meta = json.loads((folder / "model.json").read_text())
+    card = json.loads((folder / "model.json").read_text())
     for key, value in changes.items():
         if value is None:
-            meta.pop(key)
+            card.pop(key)
         else:
-            meta[key] = value(meta) if callable(value) else value
-    (folder / "model.json").write_text(json.dumps(meta))
+            card[key] = value(card) if callable(value) else value
+    (folder / "model.json").write_text(json.dumps(card))
     return folder
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"features": lambda m: {**m["features"], "n_mfcc": 20}}, "n_mfcc: trained 20, rebuilt 40"),
+    ({"identity": lambda m: {**m["identity"], "n_mfcc": 20}}, "n_mfcc: trained 20, rebuilt 40"),
     ({"feature_params": lambda m: {**m["feature_params"], "features": {"extractor": "mfcc", "mfcc": {"n_mfcc": 20}}}},
      "n_mfcc: trained 40, rebuilt 20"),
-    ({"features": lambda m: {**m["features"], "sample_rate": 8000}}, "sample_rate: trained 8000, rebuilt 16000"),
+    ({"identity": lambda m: {**m["identity"], "sample_rate": 8000}}, "sample_rate: trained 8000, rebuilt 16000"),
+    ({"identity": lambda m: {**m["identity"], "features_version": 0}}, "features_version: trained 0, rebuilt"),
+    ({"identity": lambda m: {**m["identity"], "libraries": {**m["identity"]["libraries"], "librosa": "0.1"}}},
+     "libraries: trained {"),
     ({"dim": 80}, "80"),
-    ({"feature_params": None}, "lacks feature_params"),
+    ({"feature_params": None}, "feature_params"),
+    ({"card_version": None}, "format before versions"),
+    ({"calibration": lambda m: {**m["calibration"], "temperature": -1}}, "temperature"),
 ])
-def test_mismatched_feature_settings_are_refused(trained, tmp_path, caplog, change, message):
+def test_mismatched_or_invalid_cards_are_refused(trained, tmp_path, caplog, change, message):
     folder = edited_models(trained, tmp_path, **change)
     code, out = run([trained.test_dir, "--models", folder], tmp_path)
     assert code == 2 and out is None
     assert message in caplog.text
-
-
-@pytest.mark.parametrize("stored, built, hint", [("float16", "float32", "--device cuda"),
-                                                  ("float32", "float16", "--device cpu")])
-def test_a_dtype_mismatch_names_the_device_that_makes_the_trained_vectors(tmp_path, stored, built, hint):
-    from ser.predict import ModelError, _check_settings
-
-    with pytest.raises(ModelError, match=f"dtype: trained '{stored}', rebuilt '{built}'") as err:
-        _check_settings({"extractor": "ssl", "dtype": built}, {"extractor": "ssl", "dtype": stored}, tmp_path)
-    assert hint in str(err.value)
+    assert "retrain" in caplog.text.lower()
 
 
 def test_model_folder_errors(trained, tmp_path, caplog):
@@ -218,10 +203,10 @@ def test_model_folder_errors(trained, tmp_path, caplog):
     assert code == 2 and "not found" in caplog.text
     folder = tmp_path / "m"
     shutil.copytree(trained.models, folder)
-    (folder / "calibration.json").write_text(json.dumps({"temperature": 1.5, "labels": ["a", "b"]}))
+    (folder / "model.json").write_text("{ not json")
     code, _ = run([trained.test_dir, "--models", folder], tmp_path)
-    assert code == 2 and "was fit for labels" in caplog.text
-    (folder / "calibration.json").unlink()
+    assert code == 2 and "is not valid JSON" in caplog.text and "retrain" in caplog.text
+    shutil.copy(trained.models / "model.json", folder)
     (folder / "svm.skops").unlink()
     code, _ = run([trained.test_dir, "--models", folder], tmp_path)
     assert code == 2 and "cannot load the svm model" in caplog.text
@@ -392,3 +377,64 @@ def test_memory_is_bounded_by_blocks_not_by_file_length(trained, tmp_path):
         assert all(r.ok and r.duration == minutes * 60 for r in results)
     # holding whole files would add 3 x 11.5 MB from 1 to 4 minutes; what varies is threads' timing
     assert peaks[4] < samples.nbytes / 2 and peaks[4] - peaks[1] < samples.nbytes / 4, (peaks, samples.nbytes)
+
+
+@pytest.fixture(scope="module")
+def wavlm_models(trained, tmp_path_factory):
+    """A model trained on a tiny saved WavLM's features (through ser.train.train), whose encoder
+    folder then moves: (models folder, old encoder folder, new encoder folder)."""
+    from model_fixtures import tiny_wavlm
+
+    tmp = tmp_path_factory.mktemp("moved")
+    encoder = tiny_wavlm(tmp / "encoder")
+    clips = synthetic.scan(trained.tmp / "corpus")
+    params = Params.model_validate({"dataset": "synthetic", "augment": {"n_augmentations": 0},
+                                    "features": {"extractor": "ssl", "model": str(encoder), "device": "cpu"}})
+    train_models(tmp, clips[~clips["speaker"].isin(TEST_SPEAKERS)].reset_index(drop=True), params)
+    return tmp / "models", encoder, tmp / "moved-encoder"
+
+
+def test_a_moved_encoder_is_named_and_given_with_encoder(wavlm_models, trained, tmp_path, caplog):
+    models, encoder, moved = wavlm_models
+    files = sorted(trained.test_dir.glob("*.wav"))[:4]
+    before = [r.proba for r in Predictor.load(models).predict(files)]
+    shutil.move(encoder, moved)
+    try:
+        code, out = run([*files, "--models", models], tmp_path)
+        assert code == 2 and out is None
+        assert str(encoder) in caplog.text and "--encoder PATH" in caplog.text
+        code, out = run([*files, "--models", models, "--encoder", moved], tmp_path)
+        assert code == 0
+        got = out[[f"p_{lab}" for lab in trained.labels]].to_numpy()
+        np.testing.assert_allclose(got, np.stack(before), atol=1e-4)  # the CSV rounds to 4 decimals
+        np.testing.assert_array_equal(np.stack([r.proba for r in Predictor.load(models, encoder=str(moved))
+                                                .predict(files)]), np.stack(before))
+    finally:
+        shutil.move(moved, encoder)
+
+
+def test_other_weights_given_with_encoder_are_refused(wavlm_models, trained, tmp_path, caplog):
+    from model_fixtures import tiny_wavlm
+
+    models, _, _ = wavlm_models
+    other = tiny_wavlm(tmp_path / "other", seed=1)
+    code, out = run([trained.test_dir, "--models", models, "--encoder", other], tmp_path)
+    assert code == 2 and out is None
+    assert "weights: trained 'sha1:" in caplog.text and "refusing to predict" in caplog.text
+
+
+def test_a_card_from_a_cuda_run_predicts_on_the_cpu(wavlm_models, trained, tmp_path, caplog):
+    """features.device: cuda in training (fp16 there) is no part of the identity: on a machine without
+    CUDA the error names --device, and --device cpu predicts with the same identity check passing."""
+    import torch
+
+    models, _, _ = wavlm_models
+    folder = shutil.copytree(models, tmp_path / "models")
+    card = json.loads((folder / "model.json").read_text())
+    card["feature_params"]["features"]["device"] = "cuda"
+    (folder / "model.json").write_text(json.dumps(card))
+    if not torch.cuda.is_available():
+        code, _ = run([trained.test_dir, "--models", folder], tmp_path)
+        assert code == 2 and "--device" in caplog.text
+    code, out = run([trained.test_dir, "--models", folder, "--device", "cpu"], tmp_path)
+    assert code == 0 and (out["error"] == "").all()

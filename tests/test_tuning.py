@@ -23,6 +23,9 @@ def tuned_params(tmp_path, classifier="svm", **group):
         "tune": {"enabled": True, "n_trials": 3, "storage": f"sqlite:///{tmp_path}/optuna.db"}})
 
 
+FEATURES = {"identity": {"extractor": "test"}, "feature_params": {}}  # features.json, as far as train reads it
+
+
 @pytest.fixture(scope="module")
 def data():
     return make_embeddings(clips=240, dim=16, speakers=12, classes=3, copies=1, separation=1.2, seed=1)
@@ -31,7 +34,7 @@ def data():
 def test_tuning_finishes_and_the_final_model_uses_the_best_params(data, tmp_path):
     X, meta = data
     params = tuned_params(tmp_path)
-    trained = train(X, meta, params, {"settings": {"extractor": "test"}}, tmp_path / "models")
+    trained = train(X, meta, params, FEATURES, tmp_path / "models", [1.0])
     folds = trained.summary["folds"]
     assert [f["trials"] for f in folds] == [3, 3, 3]
     assert all({"C", "gamma"} == set(f["best_params"]) and 0 <= f["inner_uar"] <= 1 for f in folds)
@@ -56,7 +59,7 @@ def test_each_fold_is_tuned_on_its_training_speakers_only(data, tmp_path, monkey
         return real_tune(X_, y_, meta_, params_, name)
 
     monkeypatch.setattr(tuning, "tune", spy)
-    trained = train(X, meta, tuned_params(tmp_path), {}, tmp_path / "models")
+    trained = train(X, meta, tuned_params(tmp_path), FEATURES, tmp_path / "models", [1.0])
     for k in range(3):
         tested = set(trained.oof.loc[trained.oof["fold"] == k, "speaker"])
         assert seen[f"fold{k}"].isdisjoint(tested)

@@ -67,7 +67,8 @@ def run_visualize(root, monkeypatch, sex: bool):
                                       "umap: {n_neighbors: 10, pca_dims: 20}\n")
     write_npz(root / "embeddings/features.npz", X=X, aug=meta["aug"].to_numpy(),
               **{c: meta[c].to_numpy(str) for c in ("clip_id", "label", "speaker")})
-    (root / "embeddings/features.json").write_text(json.dumps({"settings": {"extractor": "mfcc"}, "failed": 0}))
+    (root / "embeddings/features.json").write_text(
+        json.dumps({"feature_params": {"features": {"extractor": "mfcc"}}, "failed": 0}))
     originals = meta[meta["aug"] == 0]
     manifest = pd.DataFrame({"clip_id": originals["clip_id"], "path": "x.wav", "label": originals["label"],
                              "speaker": originals["speaker"]})

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..audio import AUDIO_EXTENSIONS
 from ..errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-# Extensions soundfile (libsndfile) reads; compared case-insensitively.
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"})
 COLUMNS = ["clip_id", "path", "label", "speaker"]
 
 

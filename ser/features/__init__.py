@@ -1,6 +1,13 @@
 """Feature extractor registry: each module has ``build(params) -> Extractor``.
 
 Adding an extractor means one module in this package and one line here.
+
+A vector's identity (:func:`identity`) is what decides it: the extractor and its settings, a
+fingerprint of the model weights computed from the weight files, :data:`FEATURES_VERSION` and the
+major.minor versions of the libraries that compute it. It is the cache key and what predict checks.
+Where the model lives, the device and the dtype are deliberately not part of it: the same weights
+give the same vectors from any folder, and fp16 on CUDA differs from fp32 on a CPU only by rounding
+(~1e-3), so a model trained on a GPU predicts on a CPU.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ import importlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +27,8 @@ REGISTRY = {
     "egemaps": "ser.features.egemaps",  # openSMILE eGeMAPSv02 functionals, 88 dims
     "mfcc": "ser.features.mfcc",        # MFCC and delta statistics
 }
+FEATURES_VERSION = 1  # bump whenever code here changes what a vector holds (pooling, chunking, inputs)
+COMMON_LIBRARIES = ("numpy", "soundfile", "soxr")  # decode and resample every clip
 
 
 class Extractor(Protocol):
@@ -29,8 +39,8 @@ class Extractor(Protocol):
 
     sample_rate: int
 
-    def settings(self) -> dict:
-        """Everything that changes the vectors (stored with models, used as the cache key)."""
+    def identity(self) -> dict:
+        """What decides the vectors (:func:`identity`): the cache key, stored with models, checked by predict."""
 
     def transform(self, waves: list[np.ndarray]) -> np.ndarray:
         """Embed a batch of clips: (len(waves), dim) float32."""
@@ -39,6 +49,14 @@ class Extractor(Protocol):
 def build(params) -> Extractor:
     """The extractor named by ``features.extractor`` (neural ones load their model here, before any work)."""
     return importlib.import_module(REGISTRY[params.features.extractor]).build(params)
+
+
+def identity(extractor: str, libraries: tuple[str, ...], **settings) -> dict:
+    """``settings`` of ``extractor`` plus :data:`FEATURES_VERSION` and the major.minor versions of
+    the libraries (the common ones and ``libraries``) that compute its vectors."""
+    names = sorted({*COMMON_LIBRARIES, *libraries})
+    return {"extractor": extractor, **settings, "features_version": FEATURES_VERSION,
+            "libraries": {n: ".".join(version(n).split(".")[:2]) for n in names}}
 
 
 def per_clip(vector: Callable[[np.ndarray], np.ndarray], waves: list[np.ndarray]) -> np.ndarray:

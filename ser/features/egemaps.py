@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import per_clip
+from . import identity, per_clip
 
 
 class Egemaps:
@@ -14,13 +14,12 @@ class Egemaps:
         import opensmile
 
         self.sample_rate = sample_rate
-        self.version = opensmile.__version__
         self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                                      feature_level=opensmile.FeatureLevel.Functionals)
 
-    def settings(self) -> dict:
-        return {"extractor": "egemaps", "feature_set": "eGeMAPSv02", "level": "functionals",
-                "sample_rate": self.sample_rate, "opensmile": self.version}
+    def identity(self) -> dict:
+        return identity("egemaps", ("opensmile",), feature_set="eGeMAPSv02", level="functionals",
+                        sample_rate=self.sample_rate)
 
     def vector(self, wave: np.ndarray) -> np.ndarray:
         # openSMILE converts to 16-bit by scaling, so samples past full scale (gain, noise) would wrap around

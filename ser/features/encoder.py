@@ -129,23 +129,30 @@ def load_pretrained(loader: Callable[..., T], name: str, **kwargs) -> T:
         raise unavailable(name, str(err).splitlines()[0]) from None
 
 
+WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".pt")  # weights, config and preprocessor config
+
+
 def fingerprint(name: str) -> str:
-    """What identifies the weights: the hub commit of a cached model, or a content hash of a folder."""
-    if not is_folder(name):
+    """A content hash of the checkpoint's files (weights, config, preprocessor config): of the folder
+    ``name``, or of the hub model's cached snapshot. The same weights give the same fingerprint
+    wherever they lie; reading them costs about a second per GB."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(name, "config.json")
-        if isinstance(cached, str):
-            return f"commit:{Path(cached).parent.name}"  # .../snapshots/<commit>/config.json
-        return "unknown"
+        if not isinstance(cached, str):
+            raise unavailable(name, "it is not in the local Hugging Face cache, so its weights cannot be fingerprinted")
+        folder = Path(cached).parent  # .../snapshots/<commit>/, links to the downloaded files
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        raise unavailable(name, f"{folder} holds no weight or config files")
     digest = hashlib.sha1()
-    folder = Path(name).expanduser()
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in (".json", ".safetensors", ".bin", ".pt"):
-            digest.update(path.name.encode())
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 22):
-                    digest.update(chunk)
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
     return f"sha1:{digest.hexdigest()}"
 
 
@@ -210,7 +217,7 @@ def frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:
 
 
 class NeuralEncoder:
-    """What the ssl and whisper extractors share: their settings, device and dtype, the checkpoint's
+    """What the ssl and whisper extractors share: their identity, device and dtype, the checkpoint's
     config, a fingerprint of its weights, and memory that stays flat over thousands of batches.
     A subclass loads its model and implements ``_embed`` (one batch of waves -> pooled vectors)."""
 
@@ -227,10 +234,12 @@ class NeuralEncoder:
         self.config = load_pretrained(AutoConfig.from_pretrained, model)
         self.weights = fingerprint(model)
 
-    def settings(self) -> dict:
-        return {"extractor": self.kind, "model": self.name, "weights": self.weights, "layers": self.layers,
-                "pooling": self.pooling, "sample_rate": self.sample_rate,
-                "dtype": str(self.dtype).removeprefix("torch.")}
+    def identity(self) -> dict:
+        """Not the model's name or folder, the device or the dtype (see :mod:`ser.features`)."""
+        from . import identity
+
+        return identity(self.kind, ("torch", "transformers"), weights=self.weights, layers=self.layers,
+                        pooling=self.pooling, sample_rate=self.sample_rate)
 
     def transform(self, waves: list[np.ndarray]) -> np.ndarray:
         """One pooled vector per wave (a batch of clips)."""

@@ -6,7 +6,7 @@ import librosa
 import numpy as np
 
 from ..config import MfccParams
-from . import per_clip
+from . import identity, per_clip
 
 
 class MfccStats:
@@ -16,8 +16,8 @@ class MfccStats:
         self.p = mfcc
         self.sample_rate = sample_rate
 
-    def settings(self) -> dict:
-        return {"extractor": "mfcc", "sample_rate": self.sample_rate, **self.p.model_dump()}
+    def identity(self) -> dict:
+        return identity("mfcc", ("librosa",), sample_rate=self.sample_rate, **self.p.model_dump())
 
     def vector(self, wave: np.ndarray) -> np.ndarray:
         p = self.p

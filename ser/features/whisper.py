@@ -64,8 +64,8 @@ class WhisperEncoder(encoder.NeuralEncoder):
         log.info("%s encoder (%d layers, running %d) on %s, %s", model, n_layers, self.depth, self.device,
                  str(self.dtype).removeprefix("torch."))
 
-    def settings(self) -> dict:
-        return {**super().settings(), "chunk_seconds": self.max_frames / 100}
+    def identity(self) -> dict:
+        return {**super().identity(), "chunk_seconds": self.max_frames / 100}
 
     def chunks(self, wave: np.ndarray) -> list[np.ndarray]:
         """``wave`` cut into the fewest equal pieces of at most 30 s (one piece when it fits)."""
