@@ -118,10 +118,10 @@ def calibrate_oof(oof: pd.DataFrame, labels: list[str], bins: int = 15) -> dict:
     candidate = {"temperature": fitted, "ece": ece(scaled, y, bins), "nll": nll(scaled, y)}
     keep = candidate["nll"] < before["nll"]
     after = candidate if keep else before
-    reason = (f"temperature scaling lowers the {protocol.split(' (')[0]} NLL {before['nll']:.4f} -> "
-              f"{candidate['nll']:.4f}" if keep else
-              f"temperature scaling would not lower the {protocol.split(' (')[0]} NLL ({before['nll']:.4f} -> "
-              f"{candidate['nll']:.4f}): probabilities are used as the classifier gives them")
+    judged = protocol.split(" (")[0]
+    change = f"out-of-fold NLL {before['nll']:.4f} -> {candidate['nll']:.4f}, {judged}"
+    reason = (f"temperature {fitted:.3f} lowers the {change}" if keep else
+              f"temperature {fitted:.3f} would not lower the {change}: the classifier's probabilities are used")
     result = {
         "method": "temperature" if keep else "none",
         "temperature": fitted if keep else 1.0,

@@ -59,12 +59,13 @@ def test_full_run_writes_every_artifact(repo):
 def test_predict_uses_the_models_this_run_trained(repo, tmp_path):
     """``python -m stages.predict`` on new synthetic clips, with the clone's own models/ (its card
     written by the train stage): every clip gets one of the run's labels, mostly the right one."""
+    from ser.config import Params
     from ser.datasets import synthetic
     from ser.model_card import read
 
     synthetic.generate(tmp_path / "new", speakers=2, clips=2, classes=["angry", "happy", "neutral", "sad"],
                        duration=1.5, seed=99)
-    clips = synthetic.scan(tmp_path / "new")
+    clips = synthetic.scan(tmp_path / "new", Params())
     run(repo, "python", "-m", "stages.predict", str(tmp_path / "new"), "--models", "models",
         "--output", str(tmp_path / "out.json"), "--quiet")
     out = json.loads((tmp_path / "out.json").read_text())

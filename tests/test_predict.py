@@ -14,7 +14,7 @@ from trained_fixtures import train_models
 
 from ser import classifiers, features, model_card
 from ser.audio import load
-from ser.calibration import apply_temperature
+from ser.calibration import apply_temperature, calibrate_oof
 from ser.config import Params
 from ser.datasets import synthetic
 from ser.predict import Predictor
@@ -47,7 +47,7 @@ def trained(tmp_path_factory):
     X_test = features.build(params).transform([load(p, SR) for p in test_clips["path"]])
     return SimpleNamespace(tmp=tmp, models=models, labels=card.labels, model=classifiers.get("svm").load(models),
                            X_test=X_test, test_clips=test_clips, test_dir=test_dir,
-                           cv_accuracy=float((fit.oof["actual"] == fit.oof["predicted"]).mean()),
+                           cv_accuracy=float((fit.oof["actual"] == fit.oof["predicted"]).mean()), oof=fit.oof,
                            temperature=card.calibration.temperature, window=card.windows.max_clip_seconds)
 
 
@@ -55,12 +55,14 @@ def test_the_model_card_is_what_training_wrote(trained):
     """One card with every part, written by ser.train.train: windows from the training clips'
     durations, the temperature fit on the out-of-fold predictions."""
     card = model_card.read(trained.models)
-    clips = synthetic.scan(trained.tmp / "corpus")
+    clips = synthetic.scan(trained.tmp / "corpus", Params())
     durations = [sf.info(p).duration for p in clips.loc[~clips["speaker"].isin(TEST_SPEAKERS), "path"]]
     assert card.windows.max_clip_seconds == training_window(durations)
     assert card.labels == sorted(CLASSES) and card.classifier == "svm" and card.trained_on.clips == len(durations)
     assert card.identity == features.build(Params.model_validate({"features": {"extractor": "mfcc"}})).identity()
-    assert card.calibration.temperature != 1.0 and card.calibration.n == len(durations)
+    chosen = calibrate_oof(trained.oof, card.labels)
+    assert card.calibration.method == chosen["method"] and card.calibration.temperature == chosen["temperature"]
+    assert card.calibration.n == len(durations) and card.calibration.candidate.temperature != 1.0
     assert sorted(p.name for p in trained.models.iterdir()) == ["model.json", "svm.skops"]
 
 
@@ -387,7 +389,7 @@ def wavlm_models(trained, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("moved")
     encoder = tiny_wavlm(tmp / "encoder")
-    clips = synthetic.scan(trained.tmp / "corpus")
+    clips = synthetic.scan(trained.tmp / "corpus", Params())
     params = Params.model_validate({"dataset": "synthetic", "augment": {"n_augmentations": 0},
                                     "features": {"extractor": "ssl", "model": str(encoder), "device": "cpu"}})
     train_models(tmp, clips[~clips["speaker"].isin(TEST_SPEAKERS)].reset_index(drop=True), params)
