@@ -71,6 +71,8 @@ class FeatureParams(_Section):
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     batch_seconds: float = Field(30.0, gt=0, description="audio seconds per batch, padding included")
     max_failed_fraction: float = Field(0.05, ge=0, le=1, description="extract fails above this share of clips")
+    default_preprocessor: bool = Field(False, description="ssl/whisper: a checkpoint without preprocessor config "
+                                                          "is an error unless true")
     mfcc: MfccParams = MfccParams()
 
 

@@ -336,3 +336,13 @@ def test_whisper_base_separates_ravdess_emotions(whisper_base, tmp_path):
                                                                                          random_state=0))
     uar = recall_score(y, pred, average="macro")
     assert uar > 0.45, f"UAR {uar:.3f} (chance 0.125)"
+
+
+@pytest.mark.parametrize("kind, tiny", [("ssl", tiny_wavlm), ("whisper", tiny_whisper)])
+def test_a_checkpoint_without_preprocessor_config_is_an_error_unless_opted_in(tmp_path, kind, tiny):
+    folder = tiny(tmp_path / kind)
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.raises(FeatureError, match=r"no preprocessor config .*features.default_preprocessor: true"):
+        features.build(params(kind, folder))
+    extractor = features.build(params(kind, folder, default_preprocessor=True))
+    assert extractor.transform([np.zeros(16000, np.float32) + 0.01]).shape[0] == 1

@@ -224,10 +224,12 @@ class NeuralEncoder:
     kind = ""  # the features.extractor name
     sample_rate: int
 
-    def __init__(self, model: str, layers: str | int | list[int], pooling: str, device: str):
+    def __init__(self, model: str, layers: str | int | list[int], pooling: str, device: str,
+                 default_preprocessor: bool = False):
         from transformers import AutoConfig
 
         self.name, self.layers, self.pooling = model, layers, pooling
+        self.default_preprocessor = default_preprocessor
         self.device = pick_device(device)
         self.dtype = dtype_for(self.device)
         self.memory = HeapTrimmer()
@@ -249,3 +251,19 @@ class NeuralEncoder:
 
     def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
+
+
+def load_preprocessor(model: str, default: Callable[[], T], what: str, allow_default: bool) -> T:
+    """The checkpoint's preprocessor (it says how the input is normalised); without one, an error
+    unless the user opted into ``default()`` (``features.default_preprocessor``), which is logged."""
+    from transformers import AutoFeatureExtractor
+
+    try:
+        return load_pretrained(AutoFeatureExtractor.from_pretrained, model)
+    except FeatureError:
+        if not allow_default:
+            raise FeatureError(f"{model} has no preprocessor config (preprocessor_config.json), which says how its "
+                               f"input is normalised: add the file, or set features.default_preprocessor: true to "
+                               f"use {what}") from None
+    log.warning("%s has no preprocessor config; using %s (features.default_preprocessor: true)", model, what)
+    return default()

@@ -33,23 +33,21 @@ class SslEncoder(encoder.NeuralEncoder):
     kind = "ssl"
 
     def __init__(self, model: str, layers: str | int | list[int] = "last", pooling: str = "mean",
-                 device: str = "auto"):
-        from transformers import AutoFeatureExtractor, AutoModel, Wav2Vec2FeatureExtractor
+                 device: str = "auto", default_preprocessor: bool = False):
+        from transformers import AutoModel, Wav2Vec2FeatureExtractor
 
-        super().__init__(model, layers, pooling, device)
+        super().__init__(model, layers, pooling, device, default_preprocessor)
         config = self.config
         if config.model_type not in FAMILIES:
             hint = " (set features.extractor: whisper)" if config.model_type == "whisper" else ""
             raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint; features.extractor "
                                f"ssl takes {', '.join(FAMILIES)}{hint}")
         layer_norm_front = getattr(config, "feat_extract_norm", "layer") == "layer"
-        try:
-            self.preprocessor = encoder.load_pretrained(AutoFeatureExtractor.from_pretrained, model)
-        except FeatureError:
-            log.warning("%s has no preprocessor config; normalising input as its front end suggests (%s)", model,
-                        "per-clip zero mean, unit variance" if layer_norm_front else "raw samples")
-            self.preprocessor = Wav2Vec2FeatureExtractor(do_normalize=layer_norm_front,
-                                                         return_attention_mask=layer_norm_front)
+        usual = "per-clip zero mean, unit variance" if layer_norm_front else "raw samples"
+        self.preprocessor = encoder.load_preprocessor(
+            model, lambda: Wav2Vec2FeatureExtractor(do_normalize=layer_norm_front,
+                                                    return_attention_mask=layer_norm_front),
+            f"the input normalisation its front end suggests ({usual})", self.default_preprocessor)
         self.sample_rate = int(self.preprocessor.sampling_rate)
         self.takes_mask = bool(getattr(self.preprocessor, "return_attention_mask", False))
         self.pads = self.takes_mask and layer_norm_front
@@ -97,4 +95,4 @@ class SslEncoder(encoder.NeuralEncoder):
 
 def build(params) -> SslEncoder:
     f = params.features
-    return SslEncoder(f.model, f.layers, f.pooling, f.device)
+    return SslEncoder(f.model, f.layers, f.pooling, f.device, f.default_preprocessor)

@@ -39,20 +39,18 @@ class WhisperEncoder(encoder.NeuralEncoder):
     kind = "whisper"
 
     def __init__(self, model: str, layers: str | int | list[int] = "last", pooling: str = "mean",
-                 device: str = "auto"):
-        from transformers import AutoFeatureExtractor, WhisperFeatureExtractor, WhisperModel
+                 device: str = "auto", default_preprocessor: bool = False):
+        from transformers import WhisperFeatureExtractor, WhisperModel
 
-        super().__init__(model, layers, pooling, device)
+        super().__init__(model, layers, pooling, device, default_preprocessor)
         config = self.config
         if config.model_type != "whisper":
             raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint, not Whisper; "
                                "set features.model to an openai/whisper-* id or a Whisper folder "
                                "(or features.extractor: ssl)")
-        try:
-            self.preprocessor = encoder.load_pretrained(AutoFeatureExtractor.from_pretrained, model)
-        except FeatureError:
-            log.warning("%s has no preprocessor config; using Whisper's standard log-mel settings", model)
-            self.preprocessor = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
+        self.preprocessor = encoder.load_preprocessor(
+            model, lambda: WhisperFeatureExtractor(feature_size=config.num_mel_bins),
+            "Whisper's standard log-mel settings", self.default_preprocessor)
         self.sample_rate = int(self.preprocessor.sampling_rate)
         self.max_frames = 2 * config.max_source_positions  # mel frames: 3000 = 30 s
         n_layers = config.encoder_layers
@@ -117,4 +115,4 @@ class WhisperEncoder(encoder.NeuralEncoder):
 
 def build(params) -> WhisperEncoder:
     f = params.features
-    return WhisperEncoder(f.model, f.layers, f.pooling, f.device)
+    return WhisperEncoder(f.model, f.layers, f.pooling, f.device, f.default_preprocessor)
