@@ -67,9 +67,11 @@ def cv_summary(oof: pd.DataFrame, labels: list[str]) -> dict:
             "folds": folds, "mean": table[metrics].mean().to_dict(), "std": table[metrics].std(ddof=0).to_dict()}
 
 
-PREPARED = {"dataset": "synthetic", "clips": 10, "excluded": 2, "speakers": 4, "hours": 0.01, "labels": {}}
+PREPARED = {"dataset": "synthetic", "clips": 10, "excluded": 2, "speakers": 4, "hours": 0.01, "labels": {},
+            "excluded_by_step": {"prepare": 2}}
 FEATURES = {"feature_params": {"features": {"extractor": "ssl", "model": "/models/cache/wavlm-base-plus",
-                                             "layers": "last"}}, "rows": 10, "dim": 8, "failed": 1}
+                                             "layers": "last"}}, "rows": 10, "dim": 8, "failed": 1,
+            "failed_clips": [{"clip_id": "z", "path": "/z.wav", "reason": "RuntimeError: broken"}]}
 
 
 def leaves(tree: dict, prefix: str = ""):
@@ -94,7 +96,8 @@ def test_metrics_json_is_flat_numbers_and_short_strings():
         metrics["cv"])
     assert set(metrics["per_class"]["b"]) == {"precision", "recall", "f1", "support"}
     assert context == {"dataset": "synthetic (SYNTHETIC audio)", "clips": 10, "speakers": 4, "hours": 0.01,
-                       "excluded_clips": 3, "classes": 3, "protocol": "2-fold speaker-independent CV",
+                       "excluded_clips": 3, "excluded": {"prepare": 2, "extract": 1}, "classes": 3,
+                       "protocol": "2-fold speaker-independent CV",
                        "extractor": "ssl", "model": "wavlm-base-plus", "classifier": "svm"}
     # what `dvc metrics show` can render: no lists or nulls (it drops them), at most 3 levels, short strings
     for key, value in leaves(metrics):
@@ -226,6 +229,8 @@ def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):
     oof.to_csv("models/oof.csv", index=False)
     (tmp_path / "results/cv.json").write_text(json.dumps(cv_summary(oof, ["a", "b", "c"])))
     (tmp_path / "data/prepare.json").write_text(json.dumps(PREPARED))
+    (tmp_path / "data/excluded.csv").write_text("clip_id,path,label,speaker,reason,step\n"
+                                                "x,/x.wav,a,s1,empty file,prepare\ny,/y.wav,b,s2,empty file,prepare\n")
     (tmp_path / "embeddings/features.json").write_text(json.dumps(FEATURES))
     curves().to_csv("results/learning_curves.csv", index=False)
 
@@ -234,6 +239,8 @@ def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "results/metrics.json").read_text())
     assert metrics["accuracy"] == 0.8 and metrics["context"]["clips"] == 40
     assert len(pd.read_csv("results/predictions.csv")) == 40
+    left = pd.read_csv("results/left_out.csv")  # the prepare exclusions and the clip extraction lost
+    assert left["step"].tolist() == ["prepare", "prepare", "extract"] and len(left) == 3
     for name in ("confusion", "per_class", "cv_folds", "learning_curves"):
         assert_picture(tmp_path / f"results/{name}.png")
 

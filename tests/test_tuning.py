@@ -164,6 +164,6 @@ def test_the_worker_fills_the_studies_that_train_then_reads(data, tmp_path, monk
         raise AssertionError("train ran trials although the worker had finished the study")
 
     monkeypatch.setattr(optuna.Study, "optimize", no_new_trials)
-    trained = train(X_read, meta_read, params, {}, tmp_path / "models")
+    trained = train(X_read, meta_read, params, FEATURES, tmp_path / "models", [1.0])
     assert [f["study"] for f in trained.summary["folds"]] + [trained.summary["tuning"]["final"]["study"]] == names
     assert [f["trials"] for f in trained.summary["folds"]] == [3, 3, 3]
