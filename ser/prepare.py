@@ -19,12 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def scan_corpus(params: Params) -> pd.DataFrame:
-    """Fetch the corpus if it has a fetch step (download, generate) and list its clips (no audio read yet)."""
+    """Fetch the corpus if it has a fetch step (download, generate) and list its clips (no audio read
+    yet), with a ``reason`` column: why the scan could not use a file, "" for a usable clip."""
     root = params.data.root(params.dataset)
     corpus = datasets.get(params.dataset)
     if hasattr(corpus, "fetch"):
         corpus.fetch(root, params)
-    return corpus.scan(root, params)
+    listed = corpus.scan(root, params)
+    return listed if "reason" in listed else listed.assign(reason="")  # a scan that skips nothing may omit it
 
 
 def select_labels(clips: pd.DataFrame, labels: Sequence[str] | None,

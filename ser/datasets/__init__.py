@@ -1,7 +1,8 @@
 """Corpus registry. Each module has
 
 - ``scan(root, params) -> DataFrame``: the clip table (clip_id, path, label, speaker, extras) of
-  the corpus in ``root`` (``data.root``); no audio is read;
+  the corpus in ``root`` (``data.root``); no audio is read. An optional ``reason`` column says why a
+  listed file cannot be used ("" for a usable clip): prepare reports those in data/excluded.csv;
 - optionally ``fetch(root, params)``: put the corpus into ``root`` first (download, generate).
   A corpus without it is read from a local copy, so ``root`` must be a folder before prepare;
 - optionally ``check(params, need_data)``: raise ValueError when params cannot locate the corpus
