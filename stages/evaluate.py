@@ -23,8 +23,11 @@ def main() -> None:
     metrics, confusion = evaluate(oof, cv_summary, context)
     if "calibration" in cv_summary:
         c = cv_summary["calibration"]
-        metrics["calibration"] = {"method": c.get("method", "temperature"),
-                                  **{k: round(c[k], 4) for k in ("temperature", "ece_before", "ece_after")}}
+        # which calibration predict applies and why: scaling is kept only when its cross-fitted NLL is lower
+        metrics["calibration"] = {"method": c["method"],
+                                  **{k: round(c[k], 4) for k in ("temperature", "ece_before", "ece_after")},
+                                  "nll_uncalibrated": round(c["nll_before"], 4),
+                                  "nll_temperature_scaled": round(c["candidate"]["nll"], 4)}
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
     write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), read_json("embeddings/features.json")))

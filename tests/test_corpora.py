@@ -120,6 +120,9 @@ def test_two_speakers_run_leave_one_speaker_out_with_recorded_inner_fallbacks(tm
     assert left[["step", "path", "reason"]].values.tolist() == [
         ["scan", "lost.wav", "empty path or label in clips.csv"]]
     assert runs["svm"]["metrics"]["context"]["excluded"] == {"scan": 1, "extract": 0}
+    for run in runs.values():  # which calibration predict applies, and the figures that chose it
+        c = run["metrics"]["calibration"]
+        assert (c["method"] == "temperature") == (c["nll_temperature_scaled"] < c["nll_uncalibrated"]), c
     prepared = read_json(tmp_path / "data/prepare.json")
     assert prepared["cv"]["folds"] == 2 and "leave-one-speaker-out" in prepared["cv"]["protocol"]
     assert any("train on one speaker" in note for note in prepared["cv"]["notes"])
