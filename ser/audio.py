@@ -25,6 +25,18 @@ AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", 
 LEVEL_FRAME_SECONDS = 0.025  # the frame of the silence check
 
 
+def _is_junk(path: Path) -> bool:
+    """macOS resource forks (``._x.wav``, ``__MACOSX/``) and other hidden files that unzip leaves behind."""
+    return path.name.startswith(".") or "__MACOSX" in path.parts
+
+
+def audio_files(root: str | Path) -> list[Path]:
+    """Every audio file below ``root`` (recursively, by :data:`AUDIO_EXTENSIONS`), sorted by path;
+    hidden files and unzip debris left out. Corpus scanning and predict's folder inputs use it."""
+    return sorted(p for p in Path(root).rglob("*")
+                  if p.suffix.lower() in AUDIO_EXTENSIONS and not _is_junk(p) and p.is_file())
+
+
 def load(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sample_rate`` (any format soundfile reads)."""
     audio, sr = sf.read(str(path), dtype="float32", always_2d=True)

@@ -65,11 +65,6 @@ def plan(speakers: np.ndarray, folds: int, group_by: str) -> Plan:
     return Plan(min(folds, n_speakers), group_by, folds)
 
 
-def protocol(folds: int, group_by: str) -> str:
-    """The protocol string of ``folds`` folds as requested (no leave-one-speaker-out fallback)."""
-    return Plan(folds, group_by, folds).protocol
-
-
 def assign_folds(labels: np.ndarray, speakers: np.ndarray, cv: Plan, seed: int) -> np.ndarray:
     """Fold index of each original clip; with ``group_by='speaker'`` a speaker sits in one fold."""
     if cv.group_by == "speaker":

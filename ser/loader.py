@@ -50,7 +50,6 @@ class Embedded:
     lengths: list[int]
 
 
-
 def embed_stream(items: Iterable[T], read: Callable[[T], R], waves: Callable[[T, R | Exception], Iterable[Loaded]],
                  extractor: Any, batch_seconds: float, workers: int = 2) -> Iterator[Embedded]:
     """Embed keyed waves of ``items`` in batches of similar length, at most ``batch_seconds`` of audio

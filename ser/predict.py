@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, EMPTY, AudioCheck, decode_error, undecodable
+from .audio import AUDIO_EXTENSIONS, EMPTY, AudioCheck, audio_files, decode_error, undecodable
 from .model_card import ModelCard
 from .segment import Loudness, cut, plan
 
@@ -56,12 +56,13 @@ class FileResult:
 
 
 def collect(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
-    """``(path, error)`` per input: folders expand recursively to their audio files (sorted); a file
-    named explicitly is tried whatever its extension; a missing path gets an error."""
+    """``(path, error)`` per input: folders expand recursively to their audio files
+    (``ser.audio.audio_files``, as corpus scanning lists them); a file named explicitly is tried
+    whatever its extension; a missing path gets an error."""
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+            found = audio_files(p)
             out.extend((str(f), "") for f in found)
             if not found:
                 out.append((str(p), f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"))

@@ -6,7 +6,7 @@ import pytest
 from embedding_fixtures import make_embeddings
 from sklearn.linear_model import LogisticRegression
 
-from ser.cv import CVResult, Plan, cross_validate, grouped_folds, outer_folds, plan, protocol, validation_split
+from ser.cv import CVResult, Plan, cross_validate, grouped_folds, outer_folds, plan, validation_split
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -34,8 +34,8 @@ def test_plain_stratified_folds_still_keep_copies_with_their_clip(seed):
         assert (te["aug"] == 0).all()
         shared += len(set(tr["speaker"]) & set(te["speaker"]))
     assert shared > 0  # speakers are shared: the protocol must say so
-    assert "not speaker-independent" in protocol(5, "none")
-    assert "speaker-independent" in protocol(5, "speaker")
+    assert "not speaker-independent" in Plan(5, "none", 5).protocol
+    assert "speaker-independent" in Plan(5, "speaker", 5).protocol
 
 
 def test_fewer_speakers_than_folds_is_leave_one_speaker_out():

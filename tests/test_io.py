@@ -66,8 +66,7 @@ def test_every_listed_extension_is_read_and_found_by_corpus_scanning_and_predict
     corpus scanning and predict pick up exactly these files."""
     import soundfile as sf
 
-    from ser.audio import AUDIO_EXTENSIONS, load
-    from ser.datasets._files import _audio_files
+    from ser.audio import AUDIO_EXTENSIONS, audio_files, load
     from ser.predict import collect
 
     assert set(FORMATS) == AUDIO_EXTENSIONS
@@ -80,6 +79,6 @@ def test_every_listed_extension_is_read_and_found_by_corpus_scanning_and_predict
         wave = load(path, 16000)
         assert abs(len(wave) - 16000) < 1200, path  # mp3 and opus add a few ms of codec delay
         assert 0.15 < float(np.sqrt(np.mean(wave[2000:-2000] ** 2))) < 0.25, path  # the tone, not noise
-    found = sorted(Path(p).name for p in _audio_files(tmp_path))
+    found = sorted(Path(p).name for p in audio_files(tmp_path))
     assert found == sorted(p.name for p in tmp_path.glob("tone*")) and len(found) == len(FORMATS)
     assert sorted(Path(p).name for p, _ in collect([tmp_path])) == found

@@ -8,23 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..audio import AUDIO_EXTENSIONS
+from ..audio import audio_files
 from ..errors import DatasetError
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["clip_id", "path", "label", "speaker"]
-
-
-def _is_junk(path: Path) -> bool:
-    """macOS resource forks (``._x.wav``, ``__MACOSX/``) and other hidden files that unzip leaves behind."""
-    return path.name.startswith(".") or "__MACOSX" in path.parts
-
-
-def _audio_files(root: Path) -> list[Path]:
-    """Every audio file below ``root`` (recursively), sorted by path."""
-    return sorted(p for p in Path(root).rglob("*")
-                  if p.suffix.lower() in AUDIO_EXTENSIONS and not _is_junk(p) and p.is_file())
 
 
 def _hint(corpus: str, root: Path, layout: str) -> str:
@@ -62,7 +51,7 @@ def _scan(root: Path, corpus: str, layout: str, parse: Callable[[Path], dict | s
     root = _require_dir(root, corpus, layout)
     rows, skipped = [], []
     misnamed = f"not named like a {corpus} clip ({layout})"
-    for path in _audio_files(root):
+    for path in audio_files(root):
         row = parse(path)
         if isinstance(row, dict):
             rows.append({"clip_id": path.stem, "path": str(path.resolve()), **row})
