@@ -62,7 +62,8 @@ class Probe:
     reason: str = ""  # empty when the clip is usable
 
 
-def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -60.0) -> Probe:
+def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -60.0,
+          max_duration: float | None = None) -> Probe:
     """Read a clip once: hash its bytes and check it decodes and passes :class:`AudioCheck`."""
     try:
         blob = Path(path).read_bytes()
@@ -79,7 +80,7 @@ def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -6
     check = AudioCheck(sr)
     check.add(audio.mean(axis=1))
     return Probe(sha1=sha1, duration=round(frames / sr if sr else 0.0, 4), sample_rate=sr, channels=channels,
-                 reason=check.reason(min_duration, silence_dbfs))
+                 reason=check.reason(min_duration, silence_dbfs, max_duration))
 
 
 EMPTY = "empty file"
@@ -115,8 +116,9 @@ class AudioCheck:
         """dBFS of the loudest frame (of the whole recording when shorter than a frame)."""
         return self.loudest if self.n >= self._frame else loudest_frame_dbfs(self._rest, self.sr, LEVEL_FRAME_SECONDS)
 
-    def reason(self, min_duration: float, silence_dbfs: float) -> str:
-        """Why the recording is unusable, or "" when it is usable."""
+    def reason(self, min_duration: float, silence_dbfs: float, max_duration: float | None = None) -> str:
+        """Why the recording is unusable, or "" when it is usable (``max_duration``: training clips
+        only; predict cuts long recordings itself)."""
         duration = self.n / self.sr if self.sr else 0.0
         if self.n == 0:
             return "no audio frames"
@@ -127,6 +129,8 @@ class AudioCheck:
         level = self.level()
         if level < silence_dbfs:
             return f"silent: loudest 25 ms at {level:.1f} dBFS < data.silence_dbfs {silence_dbfs:g}"
+        if max_duration is not None and duration > max_duration:
+            return f"too long: {duration:.1f} s > data.max_duration {max_duration} s"
         return ""
 
 

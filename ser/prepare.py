@@ -60,17 +60,13 @@ def read_clips(clips: pd.DataFrame, min_duration: float, max_duration: float | N
     and every further copy of the same audio (same content hash) under another clip id: copies on
     both sides of a fold would test a clip the model was trained on."""
     def one(path: str):
-        return probe(path, min_duration, silence_dbfs)
+        return probe(path, min_duration, silence_dbfs, max_duration)
 
     with ThreadPoolExecutor(workers) as pool:
         probes = list(tqdm(pool.map(one, clips["path"]), total=len(clips), desc="reading clips",
                            unit="clip", mininterval=1.0))
     info = pd.DataFrame([asdict(p) for p in probes], index=clips.index)
     full = pd.concat([clips, info], axis=1)
-    if max_duration is not None:
-        long = (full["reason"] == "") & (full["duration"] > max_duration)
-        full.loc[long, "reason"] = [f"too long: {d:.1f} s > data.max_duration {max_duration} s"
-                                    for d in full.loc[long, "duration"]]
     usable = full["reason"] == ""
     first = full[usable].drop_duplicates("sha1").set_index("sha1")["clip_id"]
     copy = usable & full["sha1"].duplicated()
