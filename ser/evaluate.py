@@ -52,7 +52,8 @@ def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict) -> tuple[dict, 
     """(metrics.json content, confusion matrix in ``labels_of(oof)`` order).
 
     Headline metrics are pooled over all out-of-fold predictions; ``cv`` holds their mean and
-    (population) std over folds, which results/cv.json lists one by one.
+    (population) std over folds, which results/cv.json lists one by one; ``calibration`` what
+    predict applies, when cv.json has it.
     """
     labels = labels_of(oof)
     s = scores(oof["actual"], oof["predicted"], labels)
@@ -67,7 +68,17 @@ def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict) -> tuple[dict, 
                       for c, d in s["per_class"].items()},
         "context": context,
     }
+    if "calibration" in cv_summary:
+        metrics["calibration"] = calibration_metrics(cv_summary["calibration"])
     return metrics, s["confusion"]
+
+
+def calibration_metrics(c: dict) -> dict:
+    """Which calibration predict applies and why (scaling is kept only when its cross-fitted NLL is
+    lower), from results/cv.json's ``calibration``."""
+    return {"method": c["method"], **{k: round(c[k], DIGITS) for k in ("temperature", "ece_before", "ece_after")},
+            "nll_uncalibrated": round(c["nll_before"], DIGITS),
+            "nll_temperature_scaled": round(c["candidate"]["nll"], DIGITS)}
 
 
 def metric_key(label: str) -> str:

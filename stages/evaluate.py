@@ -18,21 +18,15 @@ def main() -> None:
     params = load_params()
     oof = read_table("models/oof.csv")
     cv_summary = read_json("results/cv.json")
-    context = run_context(oof, read_json("data/prepare.json"), read_json("embeddings/features.json"),
-                          cv_summary["protocol"], params.dataset, params.classifier)
+    features_json = read_json("embeddings/features.json")
+    context = run_context(oof, read_json("data/prepare.json"), features_json, cv_summary["protocol"], params.dataset,
+                          params.classifier)
     metrics, confusion = evaluate(oof, cv_summary, context)
-    if "calibration" in cv_summary:
-        c = cv_summary["calibration"]
-        # which calibration predict applies and why: scaling is kept only when its cross-fitted NLL is lower
-        metrics["calibration"] = {"method": c["method"],
-                                  **{k: round(c[k], 4) for k in ("temperature", "ece_before", "ece_after")},
-                                  "nll_uncalibrated": round(c["nll_before"], 4),
-                                  "nll_temperature_scaled": round(c["candidate"]["nll"], 4)}
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
-    write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), read_json("embeddings/features.json")))
+    write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), features_json))
 
-    features = features_label(feature_source(read_json("embeddings/features.json")))
+    features = features_label(feature_source(features_json))
     title = f"{context['dataset']} | {features} + {params.classifier} | {context['protocol']}"
     labels = labels_of(oof)
     confusion_png(confusion, labels, title, "results/confusion.png")
