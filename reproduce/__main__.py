@@ -19,7 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .table import HEADLINE, ROWS_FILE, committed, load_rows, metrics_file, readme_table, replace_table
+from ser.metrics import HEADLINE
+
+from .table import ROWS_FILE, committed, load_rows, metrics_file, readme_table, replace_table
 from .workspace import ROOT, clone_worktree, run
 
 README = ROOT / "README.md"

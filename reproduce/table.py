@@ -10,7 +10,6 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROWS_FILE = HERE / "ravdess.yaml"
-HEADLINE = ("accuracy", "uar", "macro_f1", "weighted_f1")
 COLUMNS = ("features", "classifier", "augmentation", "protocol", "accuracy", "UAR, pooled",
            "UAR, fold mean ± std", "macro F1", "weighted F1", "command")
 
