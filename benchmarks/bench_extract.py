@@ -11,7 +11,7 @@ CREMA-D-like lengths (uniform 1.3-5 s, 16 kHz WAV files on disk).
 
 Measured on the same clips, alternating between the three every ``--chunk`` clips (in rotating
 order, so that load from other processes on a shared machine hits all three alike):
-- pipeline: ``ser.extract.extract`` from the WAV files (reading threads, normalisation, length-sorted
+- pipeline: ``ser.features.extract.extract`` from the WAV files (reading threads, normalisation, length-sorted
   batches capped by ``--batch-seconds``, masked pooling, cache writes), into an empty cache;
 - bare, batched: ``model(...)`` alone, in length-sorted batches by the same rule;
 - bare, one clip per call: ``model(...)`` per clip, no padding at all.
@@ -76,7 +76,7 @@ def pipeline_peak(model: str, manifest_csv: str, n: int, batch_seconds: float, d
     import pandas as pd
 
     from ser.config import AugmentParams
-    from ser.extract import extract
+    from ser.features.extract import extract
     from ser.features.ssl import SslEncoder
 
     manifest = pd.read_csv(manifest_csv, dtype={"clip_id": str}).head(n)
@@ -112,7 +112,7 @@ def corpus_padding(batch_seconds: float, clips: int = 7442, copies: int = 2, see
     uniform 1.3-5 s clips, each with ``copies`` time-stretched copies (0.9-1.1), in expected-length order."""
     import numpy as np
 
-    from ser.loader import Job, length_batches, padding
+    from ser.features.stream import Job, length_batches, padding
 
     rng = np.random.default_rng(seed)
     expected = np.repeat(rng.uniform(1.3, 5.0, clips), copies + 1)
@@ -139,11 +139,11 @@ def main() -> None:
 
     import torch
 
-    from ser.audio import load
     from ser.config import AugmentParams
-    from ser.extract import extract
+    from ser.corpora.audio import load
+    from ser.features.extract import extract
     from ser.features.ssl import SslEncoder
-    from ser.loader import Job, length_batches
+    from ser.features.stream import Job, length_batches
 
     torch.set_num_threads(args.threads)
     cap = int(args.batch_seconds * 16000)

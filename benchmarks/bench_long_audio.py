@@ -27,13 +27,13 @@ import numpy as np
 import soundfile as sf
 from bench_predict import ROOT, SR, make_clips, make_models
 
-from ser.audio import load
+from ser.corpora.audio import load
 
 RAVDESS = ROOT.parent / "shared" / "data" / "ravdess-speech-16k"
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from ser.predict import Predictor
+from ser.inference.predict import Predictor
 
 def peak_mb():
     status = Path("/proc/self/status").read_text()

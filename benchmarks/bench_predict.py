@@ -3,13 +3,13 @@
     python benchmarks/bench_predict.py [--files 240] [--seconds 2.5] [--long-minutes 2] [--dir /tmp/predict-bench]
 
 Builds once (reused on later runs) a folder of synthetic clips and a models/ folder (MFCC + SVM fit
-on those clips by ``ser.train.train``, as the train stage does), then measures:
+on those clips by ``ser.models.train.train``, as the train stage does), then measures:
 
 - startup: ``python -m stages.predict one.wav`` in a fresh process (import, load, one file), wall
   time best and median of ``--repeats`` and its CPU time (user+sys, robust to a busy machine); and
   the import / load split in-process, checking torch stays unimported;
 - throughput: files/s and audio seconds/s of ``Predictor.predict`` over the folder (model loaded
-  once), next to the extract stage's loop (``ser.extract.extract``, empty cache) on the same files;
+  once), next to the extract stage's loop (``ser.features.extract.extract``, empty cache) on the same files;
 - one long recording (``--long-minutes``) cut into segments.
 """
 
@@ -37,10 +37,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from trained_fixtures import manifest, train_models  # noqa: E402
 
 from ser import features  # noqa: E402
-from ser.audio import load  # noqa: E402
 from ser.config import Params  # noqa: E402
-from ser.datasets import synthetic  # noqa: E402
-from ser.predict import Predictor  # noqa: E402
+from ser.corpora import synthetic  # noqa: E402
+from ser.corpora.audio import load  # noqa: E402
+from ser.inference.predict import Predictor  # noqa: E402
 
 CLASSES = ["angry", "happy", "neutral", "sad"]
 SR = 16000
@@ -72,7 +72,7 @@ def startup(models: Path, wav: str, repeats: int) -> dict:
         cli.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    probe = ("import json, sys, time; t = time.perf_counter(); from ser.predict import Predictor; "
+    probe = ("import json, sys, time; t = time.perf_counter(); from ser.inference.predict import Predictor; "
              "i = time.perf_counter(); Predictor.load(sys.argv[1]); l = time.perf_counter(); "
              "print(json.dumps({'import_s': i - t, 'load_s': l - i, 'torch_imported': 'torch' in sys.modules}))")
     split = json.loads(subprocess.run([sys.executable, "-c", probe, str(models)], cwd=ROOT, check=True,
@@ -94,7 +94,7 @@ def predict_rate(models: Path, paths: list[str], workers: int) -> dict:
 
 
 def extract_rate(clips: pd.DataFrame, workers: int) -> dict:
-    from ser.extract import extract
+    from ser.features.extract import extract
 
     listed = manifest(clips)
     with tempfile.TemporaryDirectory() as cache:

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from ser.config import Params
-from ser.prepare import build_manifest
+from ser.corpora.manifest import build_manifest
 
 EMOTIONS = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
 SENTENCES = ["IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI"]

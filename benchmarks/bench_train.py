@@ -5,8 +5,8 @@
 
 7442 clips x 1024 dims, two augmented copies per clip (22 326 rows; copies only on the training
 side), 91 speakers, 6 overlapping emotion classes shifted per speaker. Runs exactly what the stage
-runs per fold (``build`` + ``ser.classifiers.fit`` with the speakers routed to the classifier,
-default params.yaml settings, no tuning) through ``ser.cv.cross_validate``; ``--final`` also times
+runs per fold (``build`` + ``ser.models.classifiers.fit`` with the speakers routed to the classifier,
+default params.yaml settings, no tuning) through ``ser.models.cv.cross_validate``; ``--final`` also times
 the fit on all rows. Reports wall time, UAR, peak memory and the machine's load (a busy machine
 makes every number slower).
 """
@@ -32,10 +32,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from embedding_fixtures import make_embeddings  # noqa: E402
 
-from ser import classifiers  # noqa: E402
-from ser.classifiers.devices import cpu_cores  # noqa: E402
 from ser.config import load_params  # noqa: E402
-from ser.cv import cross_validate, plan  # noqa: E402
+from ser.models import classifiers  # noqa: E402
+from ser.models.classifiers.devices import cpu_cores  # noqa: E402
+from ser.models.cv import cross_validate, plan  # noqa: E402
 
 NAMES = ("svm", "xgboost", "mlp")
 

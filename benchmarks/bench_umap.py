@@ -81,7 +81,7 @@ def main() -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     import umap  # noqa: F401  (timed: numba start-up is part of what the stage pays)
 
-    from ser.umap2d import embed_2d, reduce
+    from ser.evaluation.umap2d import embed_2d, reduce
     t_import = time.perf_counter() - t0
     t1 = time.perf_counter()
     seed = None if args.unseeded else args.seed

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ser.metrics import HEADLINE
+from ser.evaluation.metrics import HEADLINE
 
 from .table import ROWS_FILE, committed, load_rows, metrics_file, readme_table, replace_table
 from .workspace import ROOT, clone_worktree, run

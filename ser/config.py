@@ -3,8 +3,8 @@
 Each stage calls :func:`load_params` before doing any work, so an unknown dataset, extractor or
 classifier name, a missing folder or a value of the wrong type fails at once with a message that
 names the key, the bad value and the valid choices. Each classifier's group (``svm``, ...) is the
-``Params`` model of its module in :mod:`ser.classifiers`; each corpus checks its own settings
-(:func:`ser.datasets.check`).
+``Params`` model of its module in :mod:`ser.models.classifiers`; each corpus checks its own settings
+(:func:`ser.corpora.registry.check`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Annotated, ClassVar, Literal
 import yaml
 from pydantic import Field, PlainValidator, ValidationError, create_model, model_validator
 
-from . import classifiers, datasets
-from .errors import ConfigError
-from .features import REGISTRY as EXTRACTORS
-from .section import Section as _Section
+from ser.corpora import registry
+from ser.errors import ConfigError
+from ser.features import REGISTRY as EXTRACTORS
+from ser.models import classifiers
+from ser.section import Section as _Section
 
 
 class DataParams(_Section):
@@ -163,14 +164,14 @@ class _Params(_Section):
 
     @model_validator(mode="after")
     def _names(self) -> _Params:
-        _choice("dataset", self.dataset, datasets.REGISTRY)
+        _choice("dataset", self.dataset, registry.REGISTRY)
         _choice("features.extractor", self.features.extractor, EXTRACTORS)
         _choice("classifier", self.classifier, classifiers.REGISTRY)
         unsafe = getattr(classifiers.get(self.classifier), "NOT_THREAD_SAFE", None)
         if self.tune.n_jobs > 1 and unsafe:
             raise ValueError(f"tune.n_jobs: {self.tune.n_jobs} threads cannot tune {self.classifier}: {unsafe}. "
-                             "Set tune.n_jobs: 1 and add worker processes instead (python -m ser.tuning)")
-        datasets.check(self)
+                             "Set tune.n_jobs: 1 and add worker processes instead (python -m ser.models.tuning)")
+        registry.check(self)
         return self
 
 
@@ -203,7 +204,7 @@ def load_params(path: str | Path = "params.yaml", need_data: bool = False) -> Pa
         raise ConfigError(f"{path}: invalid parameters\n{_describe(err)}") from None
     if need_data:
         try:
-            datasets.check(params, need_data=True)
+            registry.check(params, need_data=True)
         except ValueError as err:
             raise ConfigError(f"{path}: {err}") from None
     return params

@@ -3,13 +3,13 @@ results/predictions.csv and PNGs (confusion, per class, spread across folds, lea
 
 import logging
 
-from ser.calibration import calibrated_oof, oof_arrays
-from ser.cli import run_stage
+from ser.artifacts import read_json, read_table, write_csv, write_json
 from ser.config import load_params
-from ser.evaluate import evaluate, fold_table, labels_of, left_out, read_learning_curves, run_context
-from ser.io import read_json, read_table, write_csv, write_json
-from ser.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png, reliability_png
-from ser.report import feature_source, features_label
+from ser.evaluation.names import feature_source, features_label
+from ser.evaluation.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png, reliability_png
+from ser.evaluation.report import evaluate, fold_table, labels_of, left_out, read_learning_curves, run_context
+from ser.models.calibration import calibrated_oof, oof_arrays
+from ser.stage import run_stage
 
 log = logging.getLogger("stages.evaluate")
 

@@ -7,10 +7,10 @@ a re-run computes only what a changed setting or a new clip needs.
 import logging
 
 from ser import features
-from ser.cli import run_stage
+from ser.artifacts import read_table, write_json, write_npz
 from ser.config import load_params
-from ser.extract import extract, feature_params
-from ser.io import read_table, write_json, write_npz
+from ser.features.extract import extract, feature_params
+from ser.stage import run_stage
 
 log = logging.getLogger("stages.extract")
 CACHE = "embeddings/cache"

@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     from ser.errors import SerError
-    from ser.predict import Predictor
-    from ser.predict_output import format_row, rows, table_header, write_output
+    from ser.inference.output import format_row, rows, table_header, write_output
+    from ser.inference.predict import Predictor
 
     try:
         options = {"batch_seconds": args.batch_seconds} if args.batch_seconds else {}

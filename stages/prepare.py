@@ -1,9 +1,9 @@
 """prepare: corpus -> data/manifest.csv (usable clips), data/excluded.csv, data/prepare.json."""
 
-from ser.cli import run_stage
+from ser.artifacts import write_csv, write_json
 from ser.config import load_params
-from ser.io import write_csv, write_json
-from ser.prepare import prepare
+from ser.corpora.manifest import prepare
+from ser.stage import run_stage
 
 
 def main() -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser.cli import run_stage
+from ser.artifacts import read_embeddings, read_json, read_table, write_csv
 from ser.config import load_params
-from ser.io import read_embeddings, read_json, read_table, write_csv
-from ser.plots import scatter_png
-from ser.report import dataset_label, feature_source, features_label
-from ser.umap2d import colourings, embed_2d
+from ser.evaluation.names import dataset_label, feature_source, features_label
+from ser.evaluation.plots import scatter_png
+from ser.evaluation.umap2d import colourings, embed_2d
+from ser.stage import run_stage
 
 log = logging.getLogger("stages.visualize")
 

@@ -1,4 +1,4 @@
-"""Temperature scaling and ECE (ser.calibration)."""
+"""Temperature scaling and ECE (ser.models.calibration)."""
 
 import json
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from ser.calibration import apply_temperature, calibrate_oof, ece, fit_temperature, nll
+from ser.models.calibration import apply_temperature, calibrate_oof, ece, fit_temperature, nll
 
 LABELS = ["angry", "happy", "neutral", "sad"]
 
@@ -125,7 +125,7 @@ def test_calibration_that_would_make_things_worse_is_not_applied():
 
 
 def test_reliability_bins_are_what_the_ece_averages():
-    from ser.plots import reliability_bins
+    from ser.evaluation.plots import reliability_bins
 
     proba, y = honest_model(1500, seed=4)
     over = sharpen(proba, 3)

@@ -7,9 +7,9 @@ from embedding_fixtures import make_embeddings
 from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score, recall_score
 
-from ser import classifiers
-from ser.classifiers.svm import RbfSVC
 from ser.config import Params
+from ser.models import classifiers
+from ser.models.classifiers.svm import RbfSVC
 
 NAMES = ["svm", "mlp", "xgboost"]
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ser import classifiers
 from ser.config import Params, load_params
 from ser.errors import ConfigError
+from ser.models import classifiers
 
 ROOT = Path(__file__).resolve().parents[1]
 

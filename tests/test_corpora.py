@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from ser.datasets import synthetic
+from ser.artifacts import read_json, read_table
+from ser.corpora import synthetic
 from ser.errors import DatasetError, FeatureError
-from ser.io import read_json, read_table
 from stages import evaluate as evaluate_stage
 from stages import extract as extract_stage
 from stages import prepare as prepare_stage
@@ -187,8 +187,8 @@ def test_labels_stay_strings_end_to_end(tmp_path, monkeypatch):
 
 def predict_csv(root: Path, paths: list[Path]) -> pd.DataFrame:
     """Predict ``paths`` with the models/ this run trained, through the CSV output a user reads."""
-    from ser.predict import Predictor
-    from ser.predict_output import write_output
+    from ser.inference.output import write_output
+    from ser.inference.predict import Predictor
 
     predictor = Predictor.load(root / "models")
     write_output(root / "predicted.csv", list(predictor.predict(paths)), predictor.labels)

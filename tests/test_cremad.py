@@ -8,7 +8,8 @@ import pytest
 from http_server import LFS_POINTER, Server, unused_port, wav_bytes
 
 from ser.config import Params
-from ser.datasets import cremad, usable
+from ser.corpora import cremad
+from ser.corpora.registry import usable
 from ser.errors import DatasetError, DownloadError
 
 CLIPS = {  # name -> (label, speaker, intensity, sentence_text)

@@ -9,7 +9,8 @@ import soundfile as sf
 from shared_paths import SHARED_RAVDESS
 
 from ser.config import Params
-from ser.datasets import emodb, folder, ravdess, savee, tess, usable
+from ser.corpora import emodb, folder, ravdess, savee, tess
+from ser.corpora.registry import usable
 from ser.errors import DatasetError
 
 COLUMNS = ["clip_id", "path", "label", "speaker"]

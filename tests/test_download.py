@@ -8,15 +8,10 @@ from pathlib import Path
 import pytest
 from http_server import HTML, LFS_POINTER, Server, unused_port, wav_bytes
 
-from ser import download
-from ser.download import (
-    DownloadJob,
-    check_reachable,
-    download_files,
-    get_json,
-    verify_csv,
-    verify_wav,
-)
+from ser.corpora import http
+from ser.corpora.download import DownloadJob, download_files
+from ser.corpora.http import check_reachable, get_json
+from ser.corpora.verify import verify_csv, verify_wav
 from ser.errors import DownloadError
 
 
@@ -75,8 +70,8 @@ def test_backoff_waits_grow_exponentially(server, tmp_path, monkeypatch):
     """The waits between attempts follow the injected schedule (backoff * 2**attempt), and are slept."""
     server.add("/a.wav", wav_bytes(), fail=2)
     waits = []
-    real_wait = download._wait
-    monkeypatch.setattr(download, "_wait", lambda *args: waits.append(real_wait(*args)) or waits[-1])
+    real_wait = http._wait
+    monkeypatch.setattr(http, "_wait", lambda *args: waits.append(real_wait(*args)) or waits[-1])
     start = time.monotonic()
     fetch(server, tmp_path / "a.wav", backoff=0.05)
     assert waits == [0.05, 0.1]
@@ -85,9 +80,9 @@ def test_backoff_waits_grow_exponentially(server, tmp_path, monkeypatch):
 
 
 def test_retry_after_overrides_a_shorter_backoff():
-    assert download._wait(0, 0.05, 2.0) == 2.0
-    assert download._wait(3, 1.0, 2.0) == 8.0
-    assert download._wait(20, 1.0, None) == download.MAX_BACKOFF
+    assert http._wait(0, 0.05, 2.0) == 2.0
+    assert http._wait(3, 1.0, 2.0) == 8.0
+    assert http._wait(20, 1.0, None) == http.MAX_BACKOFF
 
 
 def test_client_errors_fail_at_once_and_others_still_download(server, tmp_path):
@@ -228,7 +223,7 @@ def test_check_reachable_gives_up_on_a_host_that_never_answers(monkeypatch):
         never.wait()
         raise OSError("released by the test")
 
-    monkeypatch.setattr(download.socket, "create_connection", hang)
+    monkeypatch.setattr(http.socket, "create_connection", hang)
     start = time.monotonic()
     try:
         with pytest.raises(DownloadError, match=r"cannot reach http://example\.invalid/x: no answer within 0\.2 s"):

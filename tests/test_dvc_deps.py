@@ -3,7 +3,8 @@
 Each stage's ``stages/<name>.py`` is followed through its ``ser`` imports (static, ``ast``: imports
 inside functions count, a package import counts its ``__init__.py``, and a registry's module names
 count as imports, since ``get()`` imports them); every module reached must be a dep of the stage
-(the file or a folder above it) unless :data:`EXEMPT` says why it cannot change an output.
+(the file or a folder above it) unless :data:`EXEMPT` says why it cannot change an output, or it is
+a package ``__init__.py`` that holds only its docstring.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 EXEMPT = {
     "ser/__init__.py": "the package docstring and version string, which no stage reads",
     "ser/errors.py": "exception classes: they decide what a failure says, never what a stage writes",
-    "ser/cli.py": "run_stage: logging setup and the exit code on a user error",
+    "ser/stage.py": "run_stage: logging setup and the exit code on a user error",
 }
 # Imports not followed: config reads the registries' names and the components' params models (which
 # DVC tracks as params values); a stage that runs a component imports its package itself.
-NOT_FOLLOWED = {"ser/config.py": ("ser/classifiers/", "ser/datasets/", "ser/features/")}
+NOT_FOLLOWED = {"ser/config.py": ("ser/models/classifiers/", "ser/corpora/", "ser/features/")}
 MODULE_NAME = re.compile(r"^ser(\.\w+)+$")
 
 
 def module_file(name: str) -> str | None:
-    """``ser.cv`` -> ``ser/cv.py``, ``ser.features`` -> ``ser/features/__init__.py``; None if no such module."""
+    """``ser.models.cv`` -> ``ser/models/cv.py``, ``ser.features`` -> ``ser/features/__init__.py``; None if none."""
     base = ROOT / name.replace(".", "/")
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
@@ -82,6 +83,11 @@ def closure(start: str) -> set[str]:
     return seen
 
 
+def docstring_only(path: str) -> bool:
+    body = ast.parse((ROOT / path).read_text()).body
+    return len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+
+
 def deps(stage: str) -> list[str]:
     return [d if isinstance(d, str) else next(iter(d)) for d in STAGES[stage]["deps"]]
 
@@ -101,7 +107,8 @@ def test_every_imported_module_is_a_dep(stage):
     assert f"python -m stages.{stage}" in STAGES[stage]["cmd"]
     listed = deps(stage)
     assert script in listed
-    missing = sorted(m for m in closure(script) if m not in EXEMPT and not any(covers(d, m) for d in listed))
+    missing = sorted(m for m in closure(script) if m not in EXEMPT and not docstring_only(m)
+                     and not any(covers(d, m) for d in listed))
     assert not missing, f"{stage}: add to its deps in dvc.yaml: {missing}"
 
 
@@ -119,12 +126,12 @@ def test_every_code_dep_exists_and_is_imported(stage):
 
 
 def test_the_graph_follows_imports_inside_functions_and_registries():
-    assert "ser/umap2d.py" in closure("stages/visualize.py")
+    assert "ser/evaluation/umap2d.py" in closure("stages/visualize.py")
     assert "ser/features/mfcc.py" in closure("stages/extract.py")  # only named in the features registry
-    assert "ser/classifiers/xgb.py" in closure("stages/train.py")
-    assert imports("ser/cv.py") >= {"ser/metrics.py", "ser/__init__.py"}
+    assert "ser/models/classifiers/xgb.py" in closure("stages/train.py")
+    assert imports("ser/models/cv.py") >= {"ser/evaluation/metrics.py", "ser/__init__.py"}
 
 
 def test_classifier_code_never_reruns_prepare_or_extract():
     for stage in ("prepare", "extract"):
-        assert not [m for m in closure(f"stages/{stage}.py") if m.startswith("ser/classifiers/")], stage
+        assert not [m for m in closure(f"stages/{stage}.py") if m.startswith("ser/models/classifiers/")], stage

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from png_checks import assert_picture, ink
 
-from ser import plots
-from ser.evaluate import evaluate, fold_table, read_learning_curves, run_context, short_protocol
-from ser.metrics import scores
-from ser.plots import best_epoch, fold_name, fold_spread_png, learning_curves_png, per_class_png
-from ser.report import feature_source, features_label, short_model
+from ser.evaluation import plots
+from ser.evaluation.metrics import scores
+from ser.evaluation.names import feature_source, features_label, short_model
+from ser.evaluation.plots import best_epoch, fold_name, fold_spread_png, learning_curves_png, per_class_png
+from ser.evaluation.report import evaluate, fold_table, read_learning_curves, run_context, short_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 

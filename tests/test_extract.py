@@ -14,12 +14,12 @@ from audio_fixtures import tone
 from model_fixtures import tiny_wavlm
 
 from ser import features
-from ser.augment import Augmenter, gain_db
-from ser.cache import EmbeddingCache
+from ser.artifacts import read_embeddings, read_json
 from ser.config import AugmentParams, Params
-from ser.extract import extract
-from ser.io import read_embeddings, read_json
-from ser.loader import Job, length_batches, padding, read_ahead
+from ser.features.augment import Augmenter, gain_db
+from ser.features.cache import EmbeddingCache
+from ser.features.extract import extract
+from ser.features.stream import Job, length_batches, padding, read_ahead
 
 AUG = AugmentParams(n_augmentations=2)
 

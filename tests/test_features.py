@@ -17,7 +17,7 @@ from shared_paths import ROOT, SHARED_RAVDESS, WHISPER_TOOL
 from ser import features
 from ser.config import Params, load_params
 from ser.errors import ConfigError, FeatureError
-from ser.features import encoder
+from ser.features import checkpoints, encoder
 from ser.features.ssl import SslEncoder
 from ser.features.whisper import WhisperEncoder
 
@@ -174,7 +174,7 @@ def hub_calls(monkeypatch) -> list:
         return False
 
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", from_pretrained)
-    monkeypatch.setattr(encoder, "_hub_reachable", probe)
+    monkeypatch.setattr(checkpoints, "_hub_reachable", probe)
     return calls
 
 
@@ -191,7 +191,7 @@ def test_uncached_hub_model_fails_at_once(monkeypatch, hub_calls, offline):
     """Not cached and no hub (offline mode, or the hub does not answer): a clear error after one look in
     the local cache and, online, one probe of the hub; never a download attempt (that would retry)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
-    monkeypatch.setattr(encoder, "_offline", lambda: offline)
+    monkeypatch.setattr(checkpoints, "_offline", lambda: offline)
     with pytest.raises(FeatureError, match=r"'nobody-here/no-such-model'.*not in the local Hugging Face cache.*"
                                            r"features\.model: /path/to/local/folder"):
         features.build(params("whisper", "nobody-here/no-such-model"))
@@ -214,14 +214,14 @@ def test_stage_fails_before_any_extraction(tmp_path, monkeypatch):
 def test_fingerprint_follows_the_weights(models, tmp_path):
     same = shutil.copytree(models["wavlm"], tmp_path / "copy")
     other = tiny_wavlm(tmp_path / "other", seed=1)
-    assert encoder.fingerprint(str(same)) == encoder.fingerprint(str(models["wavlm"]))
-    assert encoder.fingerprint(str(other)) != encoder.fingerprint(str(models["wavlm"]))
-    assert SslEncoder(str(other)).identity()["weights"] == encoder.fingerprint(str(other))
+    assert checkpoints.fingerprint(str(same)) == checkpoints.fingerprint(str(models["wavlm"]))
+    assert checkpoints.fingerprint(str(other)) != checkpoints.fingerprint(str(models["wavlm"]))
+    assert SslEncoder(str(other)).identity()["weights"] == checkpoints.fingerprint(str(other))
     weights = same / "model.safetensors"
     blob = bytearray(weights.read_bytes())
     blob[-1] ^= 1  # one bit of one weight
     weights.write_bytes(bytes(blob))
-    assert encoder.fingerprint(str(same)) != encoder.fingerprint(str(models["wavlm"]))
+    assert checkpoints.fingerprint(str(same)) != checkpoints.fingerprint(str(models["wavlm"]))
 
 
 def test_identity_ignores_where_the_model_lies_and_the_device(models, tmp_path):
@@ -237,7 +237,7 @@ def test_a_hub_model_missing_from_the_cache_has_no_fingerprint(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
     with pytest.raises(FeatureError, match="cannot be fingerprinted"):
-        encoder.fingerprint("owner/not-cached")
+        checkpoints.fingerprint("owner/not-cached")
 
 
 def test_a_hub_model_is_fingerprinted_by_the_content_of_its_snapshot(models, tmp_path, monkeypatch):
@@ -246,11 +246,11 @@ def test_a_hub_model_is_fingerprinted_by_the_content_of_its_snapshot(models, tmp
     snapshot = shutil.copytree(models["wavlm"], tmp_path / "snapshots" / "abc123")
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
                         lambda repo, name, **k: str(snapshot / name) if repo == "owner/wavlm" else None)
-    assert encoder.fingerprint("owner/wavlm") == encoder.fingerprint(str(models["wavlm"]))
+    assert checkpoints.fingerprint("owner/wavlm") == checkpoints.fingerprint(str(models["wavlm"]))
 
 
 def test_the_cache_key_changes_with_the_features_version_and_library_versions(tmp_path, monkeypatch):
-    from ser.cache import EmbeddingCache
+    from ser.features.cache import EmbeddingCache
 
     mfcc = features.build(params("mfcc"))
     key = EmbeddingCache(tmp_path, mfcc.identity()).dir
@@ -318,7 +318,7 @@ def test_whisper_base_separates_ravdess_emotions(whisper_base, tmp_path):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ser.extract import extract
+    from ser.features.extract import extract
 
     files = [f for f in sorted(RAVDESS.glob("Actor_0[1-8]/*.flac")) if f.stem.split("-")[5] == "01"]
     manifest = pd.DataFrame({

@@ -60,8 +60,8 @@ def test_predict_uses_the_models_this_run_trained(repo, tmp_path):
     """``python -m stages.predict`` on new synthetic clips, with the clone's own models/ (its card
     written by the train stage): every clip gets one of the run's labels, mostly the right one."""
     from ser.config import Params
-    from ser.datasets import synthetic
-    from ser.model_card import read
+    from ser.corpora import synthetic
+    from ser.models.model_card import read
 
     synthetic.generate(tmp_path / "new", speakers=2, clips=2, classes=["angry", "happy", "neutral", "sad"],
                        duration=1.5, seed=99)
@@ -115,8 +115,8 @@ def test_ravdess_end_to_end(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from ser.audio import load
-    from ser.predict import Predictor
+    from ser.corpora.audio import load
+    from ser.inference.predict import Predictor
 
     predictor = Predictor.load(dest / "models")
     agree = []

@@ -12,13 +12,14 @@ import pytest
 import soundfile as sf
 from trained_fixtures import train_models
 
-from ser import classifiers, features, model_card
-from ser.audio import load
-from ser.calibration import apply_temperature, calibrate_oof
+from ser import features
 from ser.config import Params
-from ser.datasets import synthetic
-from ser.predict import Predictor
-from ser.segment import training_window
+from ser.corpora import synthetic
+from ser.corpora.audio import load
+from ser.inference.predict import Predictor
+from ser.inference.segment import training_window
+from ser.models import classifiers, model_card
+from ser.models.calibration import apply_temperature, calibrate_oof
 from stages.predict import main as predict_cli
 
 SR = 16000
@@ -52,7 +53,7 @@ def trained(tmp_path_factory):
 
 
 def test_the_model_card_is_what_training_wrote(trained):
-    """One card with every part, written by ser.train.train: windows from the training clips'
+    """One card with every part, written by ser.models.train.train: windows from the training clips'
     durations, the temperature fit on the out-of-fold predictions."""
     card = model_card.read(trained.models)
     clips = synthetic.scan(trained.tmp / "corpus", Params())
@@ -250,7 +251,7 @@ def test_batches_do_not_change_predictions(trained):
 
 
 def test_windows_cut_long_speech_and_widen_short_bursts():
-    from ser.segment import windows
+    from ser.inference.segment import windows
 
     rng = np.random.default_rng(0)
     wave = 0.0005 * rng.standard_normal(12 * SR).astype(np.float32)
@@ -275,7 +276,7 @@ def test_windows_cut_long_speech_and_widen_short_bursts():
 
 def test_windows_share_the_pause_between_utterances():
     """Two 1 s utterances 2 s apart, training clips ~3 s: each window takes its half of the pause."""
-    from ser.segment import windows
+    from ser.inference.segment import windows
 
     rng = np.random.default_rng(1)
     wave = 0.0005 * rng.standard_normal(10 * SR).astype(np.float32)
@@ -292,7 +293,7 @@ def test_windows_from_blocks_are_those_of_the_whole_wave():
     and the windows cut from blocks are those (and the samples) of the wave in memory."""
     import librosa
 
-    from ser.segment import Loudness, cut, plan, voiced, windows
+    from ser.inference.segment import Loudness, cut, plan, voiced, windows
 
     rng = np.random.default_rng(2)
     for sr in [16000, 22050, 8000]:
@@ -335,11 +336,11 @@ def test_long_files_are_read_in_blocks_with_the_same_results(trained, tmp_path):
 
 
 def test_a_file_that_changes_between_the_two_reads_is_reported(trained, tmp_path, monkeypatch):
-    from ser import loader
+    from ser.features import stream
 
     long_recording(trained, tmp_path / "long.wav")
     reads = []
-    real = loader.blocks
+    real = stream.blocks
 
     def shrinking(path, *args):
         reads.append(path)
@@ -348,7 +349,7 @@ def test_a_file_that_changes_between_the_two_reads_is_reported(trained, tmp_path
                 return
             yield block
 
-    monkeypatch.setattr(loader, "blocks", shrinking)
+    monkeypatch.setattr(stream, "blocks", shrinking)
     paths = [tmp_path / "long.wav", trained.test_clips["path"][0]]
     bad, good = Predictor.load(trained.models, block_seconds=3.0, workers=1).predict(paths)
     assert bad.error.startswith("not readable a second time: the recording ended") and bad.proba is None
@@ -383,7 +384,7 @@ def test_memory_is_bounded_by_blocks_not_by_file_length(trained, tmp_path):
 
 @pytest.fixture(scope="module")
 def wavlm_models(trained, tmp_path_factory):
-    """A model trained on a tiny saved WavLM's features (through ser.train.train), whose encoder
+    """A model trained on a tiny saved WavLM's features (through ser.models.train.train), whose encoder
     folder then moves: (models folder, old encoder folder, new encoder folder)."""
     from model_fixtures import tiny_wavlm
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from audio_fixtures import tone
 
-from ser import datasets
-from ser.audio import probe
 from ser.config import Params, load_params
+from ser.corpora import registry
+from ser.corpora.audio import probe
+from ser.corpora.manifest import build_manifest, scan_corpus, select_labels
 from ser.errors import ConfigError, DatasetError
-from ser.prepare import build_manifest, scan_corpus, select_labels
 
 
 def folder_params(root, **data) -> Params:
@@ -73,7 +73,7 @@ def registered(monkeypatch, name: str, **functions) -> None:
     module = types.ModuleType(f"corpus_{name}")
     module.__dict__.update(functions)
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(datasets.REGISTRY, name, module.__name__)
+    monkeypatch.setitem(registry.REGISTRY, name, module.__name__)
 
 
 def test_a_new_corpus_is_one_module_and_one_registry_line(tmp_path, monkeypatch):

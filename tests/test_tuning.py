@@ -11,10 +11,10 @@ import pytest
 from embedding_fixtures import make_embeddings
 from shared_paths import ROOT
 
-from ser import classifiers, tuning
+from ser.artifacts import read_embeddings, read_json, write_npz
 from ser.config import Params, load_params
-from ser.io import read_embeddings, read_json, write_npz
-from ser.train import train
+from ser.models import classifiers, tuning
+from ser.models.train import train
 
 
 def tuned_params(tmp_path, classifier="svm", **group):
@@ -138,7 +138,7 @@ def test_storage_passwords_stay_out_of_results():
 
 @pytest.mark.timeout(300)
 def test_the_worker_fills_the_studies_that_train_then_reads(data, tmp_path, monkeypatch):
-    """``python -m ser.tuning`` in a folder with params.yaml and embeddings/features.npz runs every
+    """``python -m ser.models.tuning`` in a folder with params.yaml and embeddings/features.npz runs every
     study the train stage will use (each fold, then final) to tune.n_trials; train then only reads them."""
     X, meta = data
     write_npz(tmp_path / "embeddings/features.npz", X=X, aug=meta["aug"].to_numpy(),
@@ -147,7 +147,7 @@ def test_the_worker_fills_the_studies_that_train_then_reads(data, tmp_path, monk
         f"classifier: svm\ncv:\n  folds: 3\ntune:\n  enabled: true\n  n_trials: 3\n"
         f"  storage: sqlite:///{tmp_path}/optuna.db\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-m", "ser.tuning"], cwd=tmp_path, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "ser.models.tuning"], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
 

@@ -10,8 +10,8 @@ import pytest
 from embedding_fixtures import make_embeddings
 from png_checks import assert_picture
 
-from ser.io import write_npz
-from ser.umap2d import colourings, embed_2d, reduce
+from ser.artifacts import write_npz
+from ser.evaluation.umap2d import colourings, embed_2d, reduce
 
 ROOT = Path(__file__).resolve().parents[1]
 

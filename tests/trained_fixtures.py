@@ -1,5 +1,5 @@
 """models/ folders made the way the pipeline makes them: the extraction library, then the library's
-training function (``ser.train.train``), on small data. Nothing here writes a model card by hand."""
+training function (``ser.models.train.train``), on small data. Nothing here writes a model card by hand."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import soundfile as sf
 
 from ser import features
 from ser.config import Params
-from ser.extract import Extraction, extract, feature_params
-from ser.train import Trained, train
+from ser.features.extract import Extraction, extract, feature_params
+from ser.models.train import Trained, train
 
 
 def manifest(clips: pd.DataFrame) -> pd.DataFrame:

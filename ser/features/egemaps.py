@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import identity, per_clip
+from ser.features import identity, per_clip
 
 
 class Egemaps:

@@ -1,16 +1,14 @@
-"""What the neural extractors (ssl, whisper) share: the device, loading a checkpoint that fails at
-once when it is neither on disk nor reachable, a fingerprint of its weights, layer selection and
-pooling over real (never padded) frames."""
+"""What the neural extractors (ssl, whisper) share: the device and dtype, layer selection, pooling over
+real (never padded) frames, and the batch loop around a model (:class:`NeuralEncoder`)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError, FeatureError
+from ser.errors import ConfigError
+from ser.features.checkpoints import fingerprint, load_pretrained
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,91 +68,6 @@ class HeapTrimmer:
 def dtype_for(device: torch.device) -> torch.dtype:
     """fp16 on CUDA (about twice as fast, same embeddings to ~1e-3), fp32 elsewhere."""
     return torch.float16 if device.type == "cuda" else torch.float32
-
-
-def is_folder(name: str) -> bool:
-    return Path(name).expanduser().is_dir()
-
-
-def _looks_like_path(name: str) -> bool:
-    """A hub id is ``owner/name``; anything else with a slash is meant as a folder."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
-def _hub_reachable(timeout: float = 5.0) -> bool:
-    """One quick request, so that a machine without internet fails in seconds, not after retries."""
-    import requests
-    from huggingface_hub import constants
-
-    try:
-        requests.head(constants.ENDPOINT, timeout=timeout)
-    except requests.RequestException:
-        return False
-    return True
-
-
-def unavailable(name: str, why: str) -> FeatureError:
-    return FeatureError(
-        f"features.model: cannot load {name!r}: {why}. Either run once where the Hugging Face hub is "
-        f"reachable (the model is then cached under ~/.cache/huggingface), or save the model and its "
-        f"feature extractor with save_pretrained into a folder and set `features.model: /path/to/local/folder`.")
-
-
-def load_pretrained(loader: Callable[..., T], name: str, **kwargs) -> T:
-    """``loader(name, ...)`` from a local folder or the hub cache; download only when the hub answers.
-
-    A model that is neither on disk nor reachable raises FeatureError at once, naming the model
-    and the ``features.model: /path/to/local/folder`` alternative.
-    """
-    if _looks_like_path(name) and not is_folder(name):
-        raise unavailable(name, "no such folder")
-    try:
-        return loader(name, local_files_only=True, **kwargs)
-    except (OSError, ValueError) as err:
-        if is_folder(name):
-            raise unavailable(name, f"the folder does not hold a complete model ({err})") from None
-    if _offline():
-        raise unavailable(name, "it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
-    if not _hub_reachable():
-        raise unavailable(name, "it is not in the local Hugging Face cache and the hub cannot be reached")
-    log.info("downloading %s from the Hugging Face hub", name)
-    try:
-        return loader(name, **kwargs)
-    except (OSError, ValueError) as err:
-        raise unavailable(name, str(err).splitlines()[0]) from None
-
-
-WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".pt")  # weights, config and preprocessor config
-
-
-def fingerprint(name: str) -> str:
-    """A content hash of the checkpoint's files (weights, config, preprocessor config): of the folder
-    ``name``, or of the hub model's cached snapshot. The same weights give the same fingerprint
-    wherever they lie; reading them costs about a second per GB."""
-    folder = Path(name).expanduser()
-    if not folder.is_dir():
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(name, "config.json")
-        if not isinstance(cached, str):
-            raise unavailable(name, "it is not in the local Hugging Face cache, so its weights cannot be fingerprinted")
-        folder = Path(cached).parent  # .../snapshots/<commit>/, links to the downloaded files
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    if not files:
-        raise unavailable(name, f"{folder} holds no weight or config files")
-    digest = hashlib.sha1()
-    for path in files:
-        digest.update(path.name.encode())
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-    return f"sha1:{digest.hexdigest()}"
 
 
 def select_layers(layers: str | int | list[int], n_states: int) -> tuple[list[int], bool]:
@@ -238,7 +152,7 @@ class NeuralEncoder:
 
     def identity(self) -> dict:
         """Not the model's name or folder, the device or the dtype (see :mod:`ser.features`)."""
-        from . import identity
+        from ser.features import identity
 
         return identity(self.kind, ("torch", "transformers"), weights=self.weights, layers=self.layers,
                         pooling=self.pooling, sample_rate=self.sample_rate)
@@ -251,19 +165,3 @@ class NeuralEncoder:
 
     def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
-
-
-def load_preprocessor(model: str, default: Callable[[], T], what: str, allow_default: bool) -> T:
-    """The checkpoint's preprocessor (it says how the input is normalised); without one, an error
-    unless the user opted into ``default()`` (``features.default_preprocessor``), which is logged."""
-    from transformers import AutoFeatureExtractor
-
-    try:
-        return load_pretrained(AutoFeatureExtractor.from_pretrained, model)
-    except FeatureError:
-        if not allow_default:
-            raise FeatureError(f"{model} has no preprocessor config (preprocessor_config.json), which says how its "
-                               f"input is normalised: add the file, or set features.default_preprocessor: true to "
-                               f"use {what}") from None
-    log.warning("%s has no preprocessor config; using %s (features.default_preprocessor: true)", model, what)
-    return default()

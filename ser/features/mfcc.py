@@ -5,8 +5,8 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from ..config import MfccParams
-from . import identity, per_clip
+from ser.config import MfccParams
+from ser.features import identity, per_clip
 
 
 class MfccStats:

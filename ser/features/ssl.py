@@ -20,8 +20,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from ..errors import FeatureError
-from . import encoder
+from ser.errors import FeatureError
+from ser.features import checkpoints, encoder
 
 log = logging.getLogger(__name__)
 FAMILIES = ("wavlm", "hubert", "wav2vec2", "wav2vec2-conformer", "data2vec-audio", "unispeech", "unispeech-sat")
@@ -44,7 +44,7 @@ class SslEncoder(encoder.NeuralEncoder):
                                f"ssl takes {', '.join(FAMILIES)}{hint}")
         layer_norm_front = getattr(config, "feat_extract_norm", "layer") == "layer"
         usual = "per-clip zero mean, unit variance" if layer_norm_front else "raw samples"
-        self.preprocessor = encoder.load_preprocessor(
+        self.preprocessor = checkpoints.load_preprocessor(
             model, lambda: Wav2Vec2FeatureExtractor(do_normalize=layer_norm_front,
                                                     return_attention_mask=layer_norm_front),
             f"the input normalisation its front end suggests ({usual})", self.default_preprocessor)
@@ -53,7 +53,7 @@ class SslEncoder(encoder.NeuralEncoder):
         self.pads = self.takes_mask and layer_norm_front
         self.indices, self.average = encoder.select_layers(layers, config.num_hidden_layers + 1)
         self.all_states = self.average or self.indices != [config.num_hidden_layers]
-        self.model = encoder.load_pretrained(AutoModel.from_pretrained, model, dtype=self.dtype)
+        self.model = checkpoints.load_pretrained(AutoModel.from_pretrained, model, dtype=self.dtype)
         self.model.to(self.device).eval()
         log.info("%s (%s, %d layers) on %s, %s; %s", model, config.model_type, config.num_hidden_layers,
                  self.device, str(self.dtype).removeprefix("torch."),

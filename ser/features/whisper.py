@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import FeatureError
-from . import encoder
+from ser.errors import FeatureError
+from ser.features import checkpoints, encoder
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class WhisperEncoder(encoder.NeuralEncoder):
             raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint, not Whisper; "
                                "set features.model to an openai/whisper-* id or a Whisper folder "
                                "(or features.extractor: ssl)")
-        self.preprocessor = encoder.load_preprocessor(
+        self.preprocessor = checkpoints.load_preprocessor(
             model, lambda: WhisperFeatureExtractor(feature_size=config.num_mel_bins),
             "Whisper's standard log-mel settings", self.default_preprocessor)
         self.sample_rate = int(self.preprocessor.sampling_rate)
@@ -56,7 +56,7 @@ class WhisperEncoder(encoder.NeuralEncoder):
         n_layers = config.encoder_layers
         self.indices, self.average = encoder.select_layers(layers, n_layers + 1)
         self.depth = n_layers if self.average else max(self.indices)
-        whole = encoder.load_pretrained(WhisperModel.from_pretrained, model, dtype=self.dtype)
+        whole = checkpoints.load_pretrained(WhisperModel.from_pretrained, model, dtype=self.dtype)
         self.encoder = whole.get_encoder().to(self.device).eval()
         del whole  # the decoder is never used
         log.info("%s encoder (%d layers, running %d) on %s, %s", model, n_layers, self.depth, self.device,

@@ -1,0 +1,61 @@
+"""Corpus registry. Each module has
+
+- ``scan(root, params) -> DataFrame``: the clip table (clip_id, path, label, speaker, extras) of
+  the corpus in ``root`` (``data.root``); no audio is read. An optional ``reason`` column says why a
+  listed file cannot be used ("" for a usable clip): prepare reports those in data/excluded.csv;
+- optionally ``fetch(root, params)``: put the corpus into ``root`` first (download, generate).
+  A corpus without it is read from a local copy, so ``root`` must be a folder before prepare;
+- optionally ``check(params, need_data)``: raise ValueError when params cannot locate the corpus
+  (with ``need_data``, also when it is not there); it replaces the local-copy check above.
+
+Adding a corpus means one module in :mod:`ser.corpora` and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from ser.config import Params
+
+REGISTRY = {
+    "cremad": "ser.corpora.cremad",
+    "ravdess": "ser.corpora.ravdess",
+    "tess": "ser.corpora.tess",
+    "savee": "ser.corpora.savee",
+    "emodb": "ser.corpora.emodb",
+    "folder": "ser.corpora.folder",
+    "synthetic": "ser.corpora.synthetic",
+}
+
+
+def get(name: str) -> ModuleType:
+    """Import the module of one corpus by its params.yaml name."""
+    return importlib.import_module(REGISTRY[name])
+
+
+def check(params: Params, need_data: bool = False) -> None:
+    """Raise ValueError, naming the key and the fix, when params cannot locate ``dataset``; with
+    ``need_data`` (prepare) also when a corpus that is read from a local copy is not there."""
+    corpus = get(params.dataset)
+    if hasattr(corpus, "check"):
+        corpus.check(params, need_data)
+    elif need_data and not hasattr(corpus, "fetch"):
+        require_root(params)
+
+
+def require_root(params: Params) -> None:
+    """Raise ValueError when the corpus folder (``data.root``) does not exist."""
+    root = params.data.root(params.dataset)
+    if not root.is_dir():
+        raise ValueError(f"data.dir: {str(root)!r} is not a folder; dataset {params.dataset!r} is read from a "
+                         "local copy, so set data.dir to the folder that holds it")
+
+
+def usable(clips: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a scan that name a usable clip (no ``reason``), without the reason column."""
+    return clips[clips["reason"] == ""].drop(columns="reason").reset_index(drop=True)

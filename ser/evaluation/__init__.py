@@ -1,0 +1,1 @@
+"""Evaluation: metrics, metrics.json, plots and the 2-D map."""

@@ -1,0 +1,1 @@
+"""Inference: predict on new recordings with a trained models/ folder."""

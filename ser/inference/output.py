@@ -1,0 +1,82 @@
+"""What predict writes: flat rows (CSV and the printed table) or nested JSON records per file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ser.inference.predict import FileResult
+
+
+def rows(result: FileResult, labels: list[str]) -> list[dict]:
+    """Flat rows: the utterance (segment 'all'), then each segment when the file was cut."""
+    def row(segment: str, start: float, end: float, proba: np.ndarray | None) -> dict:
+        out = {"path": result.path, "segment": segment, "start": start, "end": end,
+               "predicted": "", "confidence": ""}
+        if proba is not None:
+            out["predicted"], out["confidence"] = labels[int(np.argmax(proba))], round(float(proba.max()), 4)
+        out.update({f"p_{lab}": (round(float(proba[i]), 4) if proba is not None else "")
+                    for i, lab in enumerate(labels)})
+        out["error"] = result.error
+        return out
+
+    out = [row("all", 0.0, result.duration, result.proba)]
+    if result.segmented:
+        out += [row(str(i + 1), s.start, s.end, s.proba) for i, s in enumerate(result.segments)]
+    return out
+
+
+def as_json(result: FileResult, labels: list[str]) -> dict:
+    """Nested JSON record of one file: summary plus a list of segments."""
+    def probs(p: np.ndarray) -> dict:
+        return {lab: round(float(p[i]), 4) for i, lab in enumerate(labels)}
+
+    out: dict[str, Any] = {"path": result.path, "duration": result.duration}
+    if result.error:
+        return {**out, "error": result.error}
+    out.update(predicted=labels[int(np.argmax(result.proba))], confidence=round(float(result.proba.max()), 4),
+               probabilities=probs(result.proba))
+    out["segments"] = [{"start": s.start, "end": s.end, "predicted": labels[int(np.argmax(s.proba))],
+                        "confidence": round(float(s.proba.max()), 4), "probabilities": probs(s.proba)}
+                       for s in result.segments]
+    return out
+
+
+def write_output(path: str | Path, results: list[FileResult], labels: list[str], info: dict | None = None) -> Path:
+    """``.json``: {model, files: [...]}; anything else: CSV with one row per file and per segment."""
+    from ser.artifacts import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".json":
+            payload = {"model": info or {}, "labels": labels, "files": [as_json(r, labels) for r in results]}
+            tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        else:
+            flat = [row for r in results for row in rows(r, labels)]
+            fields = ["path", "segment", "start", "end", "predicted", "confidence",
+                      *[f"p_{lab}" for lab in labels], "error"]
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(flat)
+    return path
+
+
+def format_row(row: dict, labels: list[str], width: int = 40) -> str:
+    """One printable line of the table (see :func:`table_header`)."""
+    path = row["path"] if row["segment"] == "all" else f"  segment {row['segment']}"
+    path = path if len(path) <= width else "…" + path[-(width - 1):]
+    span = f"{row['start']:7.2f} {row['end']:7.2f}"
+    if row["error"]:
+        return f"{path:<{width}} {span}  ERROR: {row['error']}"
+    probs = " ".join(f"{row[f'p_{lab}']:>{max(5, len(lab))}.2f}" for lab in labels)
+    return f"{path:<{width}} {span}  {row['predicted']:<12} {row['confidence']:>5.2f}  {probs}"
+
+
+def table_header(labels: list[str], width: int = 40) -> str:
+    probs = " ".join(f"{lab:>{max(5, len(lab))}}" for lab in labels)
+    return f"{'path':<{width}} {'start':>7} {'end':>7}  {'emotion':<12} {'conf':>5}  {probs}"

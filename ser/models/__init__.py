@@ -1,0 +1,1 @@
+"""Models: classifiers, cross-validation, tuning, calibration, training and the model card."""

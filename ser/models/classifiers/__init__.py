@@ -1,0 +1,64 @@
+"""Classifier registry. Each module declares, for its params.yaml group (the registry name):
+
+- ``Params``: the group's pydantic model (fields, defaults, validation); :mod:`ser.config` adds it
+  to the params as ``<name>``;
+- ``space(trial) -> dict`` and ``SPACE_VERSION``: the Optuna search space, as overrides of the
+  group, and its version (bumped when the space changes, so no study resumes across it);
+- ``build(params, seed)``: a scikit-learn style estimator (fit / predict / predict_proba, scaling
+  inside);
+- ``save(model, dir)`` and ``load(dir)``, in a format that does not execute code when loaded.
+
+:mod:`ser.config` imports every classifier module for its ``Params``, so a module imports heavy
+libraries (torch, XGBoost, skops) inside the functions that use them. A final step whose fit takes
+``epoch_callback`` reports each epoch's validation UAR, so tuning can prune its trials.
+
+Adding a classifier means one module in this package, one line here, and its group in params.yaml
+and in the train stage's params in dvc.yaml.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from ser.models.cv import final_step
+
+REGISTRY = {
+    "svm": "ser.models.classifiers.svm",
+    "mlp": "ser.models.classifiers.mlp",
+    "xgboost": "ser.models.classifiers.xgb",
+}
+
+# fit parameters a classifier may take, and the embeddings column each comes from
+ROW_FACTS = {"groups": "speaker", "clip_ids": "clip_id", "aug": "aug"}
+
+
+def get(name: str) -> ModuleType:
+    """Import the module of one classifier by its params.yaml name."""
+    return importlib.import_module(REGISTRY[name])
+
+
+def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame | None = None,
+        group_by: str = "speaker", **extra) -> BaseEstimator:
+    """``model.fit(X, y)``, also passing the rows' speakers (``groups``), clip ids and augmentation
+    index (``aug``) from ``meta``, and any ``extra`` fit parameter, to the final step when its fit
+    accepts them (routed as ``<step>__groups`` etc. through a Pipeline).
+
+    Inner splits follow the outer protocol: with ``group_by='none'`` (folds not by speaker) no
+    speakers are passed, so they hold out whole clips."""
+    step = final_step(model)
+    accepted = inspect.signature(step.fit).parameters
+    given = dict(extra)
+    if meta is not None:
+        given.update({name: meta[column].to_numpy() for name, column in ROW_FACTS.items()
+                      if name != "groups" or group_by == "speaker"})
+    given = {k: v for k, v in given.items() if k in accepted and v is not None}
+    if step is not model:
+        name = model.steps[-1][0]
+        given = {f"{name}__{k}": v for k, v in given.items()}
+    return model.fit(X, y, **given)

@@ -1,0 +1,229 @@
+"""Leak-free cross-validation and the inner splits that live inside a training fold.
+
+Folds are drawn over original clips only (speaker-grouped by default); augmented copies of a clip
+go to the training side of the fold whose test side holds that clip's original, and are never
+tested. The estimator (scaler included) is rebuilt and refit inside every fold. With fewer
+speakers than ``cv.folds`` the folds become leave-one-speaker-out (:func:`plan`), and the
+protocol string says so wherever a number is printed.
+
+Inside a training fold, whatever needs held-out data (the MLP's early stopping, the SVM's
+probability calibration, the tuning objective) splits it again with :func:`grouped_folds` /
+:func:`validation_split`, over the units :func:`split_units` picks: whole speakers when the outer
+folds are by speaker and the rows hold two or more of them, else whole clips (so augmented copies
+always travel with their original). Only original clips are scored. Which units were used is
+returned with the split, so the fold record can say it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from ser.evaluation.metrics import HEADLINE, scores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The outer CV protocol a run uses: ``folds`` folds, grouped by speaker or not."""
+
+    folds: int
+    group_by: str  # speaker | none
+    requested: int  # cv.folds as set in params.yaml
+
+    @property
+    def leave_one_speaker_out(self) -> bool:
+        return self.group_by == "speaker" and self.folds < self.requested
+
+    @property
+    def protocol(self) -> str:
+        """How a number was measured, printed next to it everywhere."""
+        if self.leave_one_speaker_out:
+            return (f"leave-one-speaker-out CV ({self.folds} folds: {self.folds} speakers, fewer than "
+                    f"cv.folds={self.requested})")
+        if self.group_by == "speaker":
+            return f"{self.folds}-fold speaker-independent CV (StratifiedGroupKFold by speaker)"
+        return f"{self.folds}-fold stratified CV, speakers shared across folds (not speaker-independent)"
+
+
+def plan(speakers: np.ndarray, folds: int, group_by: str) -> Plan:
+    """The protocol for these clips' speakers: ``folds`` folds, or one per speaker when there are
+    fewer speakers than folds (leave-one-speaker-out, the honest default for TESS or SAVEE)."""
+    if group_by != "speaker":
+        return Plan(folds, group_by, folds)
+    n_speakers = len(np.unique(speakers))
+    if n_speakers < 2:
+        raise ValueError(f"speaker-independent CV needs two or more speakers, the data has {n_speakers}; "
+                         "set cv.group_by: none (speakers shared across folds, not speaker-independent)")
+    return Plan(min(folds, n_speakers), group_by, folds)
+
+
+def assign_folds(labels: np.ndarray, speakers: np.ndarray, cv: Plan, seed: int) -> np.ndarray:
+    """Fold index of each original clip; with ``group_by='speaker'`` a speaker sits in one fold."""
+    if cv.group_by == "speaker":
+        splitter = StratifiedGroupKFold(n_splits=cv.folds, shuffle=True, random_state=seed)
+        splits = splitter.split(np.zeros(len(labels)), labels, groups=speakers)
+    else:
+        splitter = StratifiedKFold(n_splits=cv.folds, shuffle=True, random_state=seed)
+        splits = splitter.split(np.zeros(len(labels)), labels)
+    fold = np.full(len(labels), -1)
+    for k, (_, test) in enumerate(splits):
+        fold[test] = k
+    return fold
+
+
+def fold_indices(meta: pd.DataFrame, clip_fold: pd.Series, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, test) of fold k: test = originals of the fold, train = everything else,
+    augmented copies included, except any copy of a test clip."""
+    row_fold = meta["clip_id"].map(clip_fold).to_numpy()
+    original = meta["aug"].to_numpy() == 0
+    test = np.flatnonzero((row_fold == k) & original)
+    train = np.flatnonzero(row_fold != k)
+    return train, test
+
+
+def outer_folds(meta: pd.DataFrame, cv: Plan, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, test rows) of every outer fold, as :func:`cross_validate` uses them."""
+    originals = meta[meta["aug"] == 0].drop_duplicates("clip_id")
+    fold_of = assign_folds(originals["label"].to_numpy(), originals["speaker"].to_numpy(), cv, seed)
+    clip_fold = pd.Series(fold_of, index=originals["clip_id"].to_numpy())
+    return [fold_indices(meta, clip_fold, k) for k in range(cv.folds)]
+
+
+# --- splits inside a training fold ---------------------------------------------------------------
+
+def split_units(n: int, groups: np.ndarray | None = None, clip_ids: np.ndarray | None = None,
+                scored: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """What an inner split must keep whole, per row, and its name: the speaker when given and the
+    scored rows hold two or more speakers; else the clip (so an augmented copy stays with its
+    original); else the row itself. A fallback from speakers to clips is named as such."""
+    def checked(units: np.ndarray) -> np.ndarray:
+        units = np.asarray(units)
+        if len(units) != n:
+            raise ValueError(f"got {len(units)} group labels for {n} rows")
+        return units
+
+    fallback = ""
+    if groups is not None:
+        groups = checked(groups)
+        n_speakers = len(np.unique(groups if scored is None else groups[np.asarray(scored, bool)]))
+        if n_speakers >= 2:
+            return groups, "speakers"
+        fallback = f" (fallback: {n_speakers} speaker in these rows, so whole clips are held out instead)"
+    if clip_ids is not None:
+        return checked(clip_ids), "clips" + fallback
+    return np.arange(n), "rows" + fallback
+
+
+def grouped_folds(y: np.ndarray, units: np.ndarray, n_splits: int, seed: int,
+                  scored: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds that never cut a unit (speaker/clip): a list of (train rows, held-out rows).
+
+    ``scored`` marks the rows that may be held out and scored (the original clips); the other rows
+    of a held-out unit (its augmented copies) go to neither side. Without it the held-out sides
+    partition all rows. ``n_splits`` is lowered to the number of units when there are fewer.
+    """
+    y, units = np.asarray(y), np.unique(np.asarray(units), return_inverse=True)[1]  # integer codes: fast isin
+    scored = np.ones(len(y), bool) if scored is None else np.asarray(scored, bool)
+    n_units = len(np.unique(units[scored]))
+    if n_units < 2:
+        raise ValueError(f"cannot hold out data: the training rows have {n_units} speaker/clip group(s)")
+    n_splits = min(n_splits, n_units)
+    rows = np.flatnonzero(scored)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    out = []
+    for _, held in splitter.split(np.zeros(len(rows)), y[rows], groups=units[rows]):
+        held_out = np.isin(units, units[rows[held]])
+        out.append((np.flatnonzero(~held_out), np.flatnonzero(held_out & scored)))
+    return out
+
+
+def validation_split(y: np.ndarray, groups: np.ndarray | None = None, clip_ids: np.ndarray | None = None,
+                     aug: np.ndarray | None = None, fraction: float = 0.2,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train rows, validation rows, units held out) holding out about ``fraction`` of the speakers
+    (or of the clips when fewer than two speakers are given, see :func:`split_units`). Validation rows
+    are original clips only (``aug == 0``); augmented copies of a validation clip are on neither side."""
+    scored = None if aug is None else np.asarray(aug) == 0
+    units, kind = split_units(len(y), groups, clip_ids, scored)
+    n_splits = max(2, round(1 / fraction))
+    train, val = grouped_folds(y, units, n_splits, seed, scored)[0]
+    return train, val, kind
+
+
+# --- outer cross-validation ----------------------------------------------------------------------
+
+FitFold = Callable[[np.ndarray, int], tuple[BaseEstimator, dict]]
+
+
+@dataclass
+class CVResult:
+    """What :func:`cross_validate` returns."""
+
+    oof: pd.DataFrame  # one row per original clip: fold, clip_id, speaker, actual, predicted, p_<label>
+    folds: list[dict]  # per fold: rows, headline metrics and whatever fit_fold reported (e.g. best params)
+    histories: dict[int, list[dict]] = field(default_factory=dict)  # fold -> per-epoch history, if kept
+
+
+def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fold: FitFold,
+                   cv: Plan, seed: int) -> CVResult:
+    """Out-of-fold predictions (with class probabilities) and per-fold metrics.
+
+    ``meta`` holds one row per row of X: clip_id, label, speaker, aug (0 = original clip).
+    ``fit_fold(train_rows, k)`` returns the estimator fitted on those rows and a dict of facts about
+    the fit for the fold record; labels are encoded as indices into ``labels``. What the fitted
+    classifier says of its own inner splits (``fit_facts_``, e.g. the MLP's early stopping) joins it.
+    """
+    result = CVResult(pd.DataFrame(), [])
+    parts = []
+    folds = cv.folds
+    for k, (train, test) in enumerate(outer_folds(meta, cv, seed)):
+        log.info("fold %d/%d: fitting on %d rows (%d speakers), testing on %d clips (%d speakers)", k + 1, folds,
+                 len(train), meta["speaker"].iloc[train].nunique(), len(test), meta["speaker"].iloc[test].nunique())
+        model, facts = fit_fold(train, k)
+        proba = predict_proba(model, X[test], len(labels))
+        part = meta.iloc[test][["clip_id", "speaker", "label"]].rename(columns={"label": "actual"})
+        part.insert(0, "fold", k)
+        part["predicted"] = [labels[i] for i in proba.argmax(1)]
+        for i, lab in enumerate(labels):
+            part[f"p_{lab}"] = proba[:, i]
+        s = scores(part["actual"], part["predicted"], labels)
+        held = sorted(set(part["actual"]))
+        missing = [lab for lab in labels if lab not in held]
+        if missing:
+            log.warning("fold %d/%d tests no clip of %s: its UAR averages %d of %d classes", k + 1, folds,
+                        missing, len(held), len(labels))
+        result.folds.append({"fold": k, "train_rows": len(train), "test_clips": len(test), "test_classes": held,
+                             "missing_classes": missing, **{m: s[m] for m in HEADLINE}, **fit_facts(model), **facts})
+        history = getattr(final_step(model), "history_", None)
+        if history is not None:
+            result.histories[k] = history
+        log.info("fold %d/%d: accuracy %.3f, UAR %.3f", k + 1, folds, s["accuracy"], s["uar"])
+        parts.append(part)
+    result.oof = pd.concat(parts, ignore_index=True)
+    return result
+
+
+def final_step(model: BaseEstimator) -> BaseEstimator:
+    """The classifier at the end of a Pipeline (or the estimator itself)."""
+    steps = getattr(model, "steps", None)
+    return steps[-1][1] if steps else model
+
+
+def fit_facts(model: BaseEstimator) -> dict:
+    """What a fitted classifier reports about its inner splits (``fit_facts_``), or nothing."""
+    return dict(getattr(final_step(model), "fit_facts_", {}))
+
+
+def predict_proba(model: BaseEstimator, X: np.ndarray, n_labels: int) -> np.ndarray:
+    """Class probabilities in label order, zero for a class the model never saw in training."""
+    proba = np.zeros((len(X), n_labels))
+    proba[:, np.asarray(model.classes_, int)] = model.predict_proba(X)
+    return proba
