@@ -90,12 +90,3 @@ def read_table(path: str | Path, usecols: list[str] | None = None) -> pd.DataFra
     header = pd.read_csv(path, nrows=0).columns
     return pd.read_csv(path, usecols=usecols, dtype={c: str for c in header if c in TEXT_COLUMNS},
                        keep_default_na=False, na_values={c: [""] for c in header if c not in TEXT_COLUMNS})
-
-
-def read_embeddings(path: str | Path = "embeddings/features.npz") -> tuple[np.ndarray, pd.DataFrame]:
-    """Load an embeddings npz: (X, meta with clip_id, label, speaker, aug per row)."""
-    with np.load(path, allow_pickle=False) as z:
-        X = z["X"]
-        meta = pd.DataFrame({c: z[c].astype(str) for c in ("clip_id", "label", "speaker")})
-        meta["aug"] = z["aug"].astype(int)
-    return X, meta

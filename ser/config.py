@@ -56,19 +56,22 @@ class MfccParams(_Section):
 
 
 def _layers(value: object) -> str | int | list[int]:
-    """features.layers: last, mean, one hidden-state index or a non-empty list of them."""
+    """features.layers: last, mean, all, one hidden-state index or a non-empty list of them."""
     def index(v: object) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
-    if value in ("last", "mean") or index(value) or (isinstance(value, list) and value and all(map(index, value))):
+    if value in ("last", "mean", "all") or index(value) or (isinstance(value, list) and value
+                                                           and all(map(index, value))):
         return value
-    raise ValueError("use last, mean, one layer index (e.g. 12 or -1) or a list of them (e.g. [-4, -3, -2, -1])")
+    raise ValueError("use last, mean, all, one layer index (e.g. 12 or -1) or a list of them "
+                     "(e.g. [-4, -3, -2, -1])")
 
 
 class FeatureParams(_Section):
     extractor: str = "ssl"
     model: str = Field("microsoft/wavlm-large", min_length=1, description="hub id or local folder (ssl, whisper)")
     layers: Annotated[str | int | list[int], PlainValidator(_layers)] = "last"
-    pooling: Literal["mean", "mean_std"] = "mean"
+    pooling: Literal["mean", "mean_std", "none"] = Field(
+        "mean", description="none keeps each clip's frame sequence (for the sequence classifiers)")
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     batch_seconds: float = Field(30.0, gt=0, description="audio seconds per batch, padding included")
     max_failed_fraction: float = Field(0.05, ge=0, le=1, description="extract fails above this share of clips")
@@ -167,6 +170,12 @@ class _Params(_Section):
         _choice("dataset", self.dataset, registry.REGISTRY)
         _choice("features.extractor", self.features.extractor, EXTRACTORS)
         _choice("classifier", self.classifier, classifiers.REGISTRY)
+        frames = _takes_frames(self.classifier)
+        if frames != (self.features.pooling == "none"):
+            raise ValueError(f"classifier {self.classifier} takes " + (
+                "frame sequences: set features.pooling: none (and features.layers: all to learn the layer weights)"
+                if frames else f"one vector per clip: set features.pooling to mean or mean_std (it is none), or use "
+                f"a sequence classifier ({', '.join(n for n in classifiers.REGISTRY if _takes_frames(n))})"))
         unsafe = getattr(classifiers.get(self.classifier), "NOT_THREAD_SAFE", None)
         if self.tune.n_jobs > 1 and unsafe:
             raise ValueError(f"tune.n_jobs: {self.tune.n_jobs} threads cannot tune {self.classifier}: {unsafe}. "
@@ -178,6 +187,10 @@ class _Params(_Section):
 _CLASSIFIER_GROUPS = {name: classifiers.get(name).Params for name in classifiers.REGISTRY}
 Params = create_model("Params", __base__=_Params, __module__=__name__, __doc__="The whole of params.yaml.",
                       **{name: (group, group()) for name, group in _CLASSIFIER_GROUPS.items()})
+
+
+def _takes_frames(name: str) -> bool:
+    return getattr(classifiers.get(name), "TAKES_FRAMES", False)
 
 
 def _choice(key: str, value: str, choices: dict) -> None:

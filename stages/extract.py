@@ -1,4 +1,6 @@
-"""extract: data/manifest.csv -> embeddings/features.npz (X, clip_id, label, speaker, aug) + features.json.
+"""extract: data/manifest.csv -> embeddings/features.npz (X, clip_id, label, speaker, aug) + features.json,
+and embeddings/frames.npy: with features.pooling: none the frame sequences (features.npz then holds
+their offsets instead of X), else an empty array.
 
 Vectors live in embeddings/cache/ (outside DVC's outputs, so DVC never deletes it before a re-run):
 a re-run computes only what a changed setting or a new clip needs.
@@ -9,11 +11,13 @@ import logging
 from ser import features
 from ser.artifacts import read_table, write_json, write_npz
 from ser.config import load_params
+from ser.embeddings import FrameSet, write_frames
 from ser.features.extract import extract, feature_params
 from ser.stage import run_stage
 
 log = logging.getLogger("stages.extract")
 CACHE = "embeddings/cache"
+FRAMES = "embeddings/frames.npy"
 
 
 def main() -> None:
@@ -24,24 +28,29 @@ def main() -> None:
     log.info("extracting %s features of %d clips + %d augmented copies each", f.extractor, len(manifest),
              a.n_augmentations)
     result = extract(manifest, extractor, CACHE, a, params.seed, f.batch_seconds, params.data.workers,
-                     f.max_failed_fraction)
+                     f.max_failed_fraction, FRAMES)
     X, meta = result.X, result.meta
-    write_npz("embeddings/features.npz", X=X, **{c: meta[c].to_numpy(str) for c in ("clip_id", "label", "speaker")},
+    if isinstance(X, FrameSet):
+        data = {"offsets": X.offsets}
+    else:
+        data = {"X": X}
+        write_frames(FRAMES, [], 0, (0, 0))
+    write_npz("embeddings/features.npz", **data, **{c: meta[c].to_numpy(str) for c in ("clip_id", "label", "speaker")},
               aug=meta["aug"].to_numpy())
     copies = result.failed[result.failed["aug"] > 0]
     write_json("embeddings/features.json", {
         "identity": extractor.identity(),
         "feature_params": feature_params(params),  # copied into the model card by train
         "augment": {**a.model_dump(), "seed": params.seed} if a.n_augmentations else None,
-        "rows": len(X), "dim": X.shape[1],
+        "rows": len(X), "dim": X.shape[-1], **({"layers": X.shape[1], "frames": int(X.lengths.sum())}
+                                                if isinstance(X, FrameSet) else {}),
         "clips": int((meta["aug"] == 0).sum()), "copies_per_clip": a.n_augmentations,
         "failed": len(result.failed_clips),
         "failed_clips": result.failed_clips[["clip_id", "path", "reason"]].to_dict("records"),
         "failed_copies": copies[["clip_id", "aug", "reason"]].to_dict("records"),
         "extraction": {k: result.stats[k] for k in ("cached", "computed", "padded_fraction")},
     })
-    log.info("wrote %d x %d embeddings; %d clips failed", len(X), X.shape[1],
-             len(result.failed_clips))
+    log.info("wrote %d rows of shape %s; %d clips failed", len(X), X.shape[1:], len(result.failed_clips))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ import os
 # machine, far faster on a busy one (benchmarks/README.md). Read when libgomp loads, so before any import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ser.artifacts import read_embeddings, read_json, read_table, write_csv, write_json
+from ser.artifacts import read_json, read_table, write_csv, write_json
 from ser.config import load_params
+from ser.embeddings import read_embeddings
 from ser.models.train import train
 from ser.stage import run_stage
 

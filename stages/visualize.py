@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser.artifacts import read_embeddings, read_json, read_table, write_csv
+from ser.artifacts import read_json, read_table, write_csv
 from ser.config import load_params
+from ser.embeddings import FrameSet, read_embeddings
 from ser.evaluation.names import dataset_label, feature_source, features_label
 from ser.evaluation.plots import scatter_png
 from ser.evaluation.umap2d import colourings, embed_2d
@@ -29,6 +30,9 @@ def main() -> None:
     if len(X) > params.umap.max_points:
         rows = np.sort(np.random.default_rng(params.seed).choice(len(X), params.umap.max_points, replace=False))
         X, meta = X[rows], meta.iloc[rows].reset_index(drop=True)
+    if isinstance(X, FrameSet):
+        log.info("frame sequences: mapping each clip's mean frame (averaged over layers)")
+        X = X.pooled()
     manifest = Path("data/manifest.csv")
     if manifest.is_file() and "sex" in pd.read_csv(manifest, nrows=0).columns:
         sex = read_table(manifest, usecols=["clip_id", "sex"]).drop_duplicates("clip_id")

@@ -14,8 +14,9 @@ from audio_fixtures import tone
 from model_fixtures import tiny_wavlm
 
 from ser import features
-from ser.artifacts import read_embeddings, read_json
+from ser.artifacts import read_json
 from ser.config import AugmentParams, Params
+from ser.embeddings import read_embeddings
 from ser.features.augment import Augmenter, gain_db
 from ser.features.cache import EmbeddingCache
 from ser.features.extract import extract

@@ -11,8 +11,9 @@ import pytest
 from embedding_fixtures import make_embeddings
 from shared_paths import ROOT
 
-from ser.artifacts import read_embeddings, read_json, write_npz
+from ser.artifacts import read_json, write_npz
 from ser.config import Params, load_params
+from ser.embeddings import read_embeddings
 from ser.models import classifiers, tuning
 from ser.models.train import train
 

@@ -26,7 +26,7 @@ def train_models(root: Path, clips: pd.DataFrame, params: Params) -> tuple[Train
     listed = manifest(clips)
     extractor = features.build(params)
     embedded = extract(listed, extractor, root / "cache", params.augment, params.seed,
-                       params.features.batch_seconds, workers=2)
+                       params.features.batch_seconds, workers=2, frames_path=root / "frames.npy")
     described = {"identity": extractor.identity(), "feature_params": feature_params(params)}
     used = listed["clip_id"].isin(embedded.meta["clip_id"])
     return train(embedded.X, embedded.meta, params, described, root / "models", listed.loc[used, "duration"]), embedded

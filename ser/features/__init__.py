@@ -32,9 +32,11 @@ COMMON_LIBRARIES = ("numpy", "soundfile", "soxr")  # decode and resample every c
 
 
 class Extractor(Protocol):
-    """Turns mono waveforms at ``sample_rate`` into one fixed-size vector each.
+    """Turns mono waveforms at ``sample_rate`` into one fixed-size vector each, or with
+    ``features.pooling: none`` into one (frames, layers, dim) float16 array each
+    (:mod:`ser.features.frames`).
 
-    A clip's vector must not depend on the other clips of its batch.
+    A clip's result must not depend on the other clips of its batch.
     """
 
     sample_rate: int
@@ -42,8 +44,8 @@ class Extractor(Protocol):
     def identity(self) -> dict:
         """What decides the vectors (:func:`identity`): the cache key, stored with models, checked by predict."""
 
-    def transform(self, waves: list[np.ndarray]) -> np.ndarray:
-        """Embed a batch of clips: (len(waves), dim) float32."""
+    def transform(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """Embed a batch of clips: (len(waves), dim) float32, or a list of frame arrays."""
 
 
 def build(params) -> Extractor:

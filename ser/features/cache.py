@@ -59,11 +59,12 @@ class EmbeddingCache:
     def has(self, sha1: str, aug: int = 0, clip_id: str = "") -> bool:
         return self.path(sha1, aug, clip_id).is_file()
 
-    def get(self, sha1: str, aug: int = 0, clip_id: str = "") -> np.ndarray | None:
-        """The stored vector, or None when absent; an unreadable entry is deleted (and so recomputed next run)."""
+    def get(self, sha1: str, aug: int = 0, clip_id: str = "", mmap: bool = False) -> np.ndarray | None:
+        """The stored vector (or frames), or None when absent; an unreadable entry is deleted (and so
+        recomputed next run). ``mmap`` maps the file instead of reading it (to learn its shape)."""
         path = self.path(sha1, aug, clip_id)
         try:
-            return np.load(path, allow_pickle=False)
+            return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, EOFError) as err:
@@ -72,6 +73,6 @@ class EmbeddingCache:
             return None
 
     def put(self, vector: np.ndarray, sha1: str, aug: int = 0, clip_id: str = "") -> None:
-        """Store one vector atomically (complete or absent, never half-written)."""
+        """Store one vector (float32) or frame array (float16) atomically (complete or absent, never half-written)."""
         with atomic_path(self.path(sha1, aug, clip_id)) as tmp, open(tmp, "wb") as f:
-            np.save(f, np.asarray(vector, dtype=np.float32))
+            np.save(f, vector if vector.ndim > 1 else np.asarray(vector, dtype=np.float32))

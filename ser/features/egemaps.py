@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ser.errors import ConfigError
 from ser.features import identity, per_clip
 
 
@@ -30,4 +31,7 @@ class Egemaps:
 
 
 def build(params) -> Egemaps:
+    if params.features.pooling != "mean":
+        raise ConfigError(f"features.pooling: {params.features.pooling} does not apply to egemaps, whose 88 "
+                          "functionals are statistics of the whole clip already; set features.pooling: mean")
     return Egemaps(params.data.sample_rate)

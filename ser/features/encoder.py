@@ -75,11 +75,13 @@ def select_layers(layers: str | int | list[int], n_states: int) -> tuple[list[in
 
     Index 0 is the input to the first transformer layer, i the output of layer i, and L (= -1 =
     ``last``) the model's final output, after its final layer norm where it has one; ``mean``
-    averages the outputs of every transformer layer, 1..L. A list's pooled vectors are
-    concatenated in its order.
+    averages the outputs of every transformer layer, 1..L; ``all`` is 0..L. A list's pooled vectors
+    are concatenated in its order (as frames: stacked on the layer axis).
     """
     if layers == "mean":
         return list(range(1, n_states)), True
+    if layers == "all":
+        return list(range(n_states)), False
     wanted = [-1] if layers == "last" else [layers] if isinstance(layers, int) else list(layers)
     bad = [i for i in wanted if not -n_states <= i < n_states]
     if bad:
@@ -89,12 +91,17 @@ def select_layers(layers: str | int | list[int], n_states: int) -> tuple[list[in
 
 
 def pool(states: Sequence[torch.Tensor] | dict[int, torch.Tensor], mask: torch.Tensor, indices: list[int],
-         average: bool, pooling: str) -> np.ndarray:
+         average: bool, pooling: str) -> np.ndarray | list[np.ndarray]:
     """Pool hidden states (each (batch, frames, dim)) over the frames where ``mask`` is True.
 
     Padded frames never count; the result is float32 (batch, dim * len(indices)) or, when
     ``average``, (batch, dim); ``mean_std`` doubles the dim (mean, then standard deviation).
+    ``none`` keeps the real frames: per clip a float16 (frames, len(indices) or 1, dim) array.
     """
+    if pooling == "none":
+        layers = [sum(states[i].float() for i in indices) / len(indices)] if average else [states[i] for i in indices]
+        stacked = torch.stack([h.to(torch.float16) for h in layers], 2)  # (batch, frames, layers, dim)
+        return [clip[real].cpu().numpy() for clip, real in zip(stacked, mask)]
     weight = mask[..., None].to(torch.float32)
     count = weight.sum(1).clamp_min(1.0)
 
@@ -157,11 +164,11 @@ class NeuralEncoder:
         return identity(self.kind, ("torch", "transformers"), weights=self.weights, layers=self.layers,
                         pooling=self.pooling, sample_rate=self.sample_rate)
 
-    def transform(self, waves: list[np.ndarray]) -> np.ndarray:
-        """One pooled vector per wave (a batch of clips)."""
+    def transform(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """One pooled vector per wave (a batch of clips), or its frames with ``pooling: none``."""
         vectors = self._embed(waves)
         self.memory.after_batch()
         return vectors
 
-    def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
+    def _embed(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         raise NotImplementedError

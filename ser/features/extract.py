@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ser.config import AugmentParams, Params
 from ser.corpora.audio import load
+from ser.embeddings import FrameSet, write_frames
 from ser.errors import FeatureError
 from ser.features import Extractor
 from ser.features.augment import Augmenter
@@ -32,9 +33,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Extraction:
-    """X and its meta (clip_id, label, speaker, aug), what was left out and why, and run statistics."""
+    """X (vectors, or a FrameSet of frame sequences) and its meta (clip_id, label, speaker, aug), what was
+    left out and why, and run statistics."""
 
-    X: np.ndarray
+    X: np.ndarray | FrameSet
     meta: pd.DataFrame
     failed: pd.DataFrame  # clip_id, path, aug, reason: one row per vector left out
     stats: dict = field(default_factory=dict)
@@ -47,9 +49,11 @@ class Extraction:
 
 def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path = "embeddings/cache",
             augment: AugmentParams | None = None, seed: int = 0, batch_seconds: float = 30.0,
-            workers: int = 2, max_failed_fraction: float = 1.0) -> Extraction:
+            workers: int = 2, max_failed_fraction: float = 1.0,
+            frames_path: str | Path = "embeddings/frames.npy") -> Extraction:
     """Embed ``manifest`` (clip_id, path, label, speaker, sha1[, duration]) plus ``augment.n_augmentations``
-    copies of each clip; vectors come from, and go to, the cache under ``cache_root``.
+    copies of each clip; vectors come from, and go to, the cache under ``cache_root``. Frame sequences
+    (``features.pooling: none``) are assembled into ``frames_path`` (:mod:`ser.features.frames`).
 
     Raises FeatureError as soon as more than ``max_failed_fraction`` of the clips have failed (the
     original or a copy): that many failures point at the model or the driver, not at a few broken
@@ -65,10 +69,11 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
              extractor.identity()["extractor"], total - len(todo), total, len(manifest), copies, cache.dir, len(todo))
     failures, stats = _compute(todo, extractor, cache, augmenter, batch_seconds, workers,
                                FailureBudget(int(max_failed_fraction * len(manifest)), len(manifest)))
-    X, meta, failed = _assemble(manifest, cache, copies, failures)
+    frames = extractor.identity().get("pooling") == "none"
+    X, meta, failed = _assemble(manifest, cache, copies, failures, frames_path if frames else None)
     stats.update(cached=total - len(todo), cache_dir=str(cache.dir))
-    log.info("%d rows of dim %d (%d clips, %d copies each); %d clips and %d copies left out", len(X),
-             X.shape[1], int((meta["aug"] == 0).sum()), copies,
+    log.info("%d rows of shape %s (%d clips, %d copies each); %d clips and %d copies left out", len(X),
+             X.shape[1:], int((meta["aug"] == 0).sum()), copies,
              int((failed["aug"] == 0).sum()), int((failed["aug"] > 0).sum()))
     return Extraction(X, meta, failed, stats)
 
@@ -146,30 +151,41 @@ def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augme
     return failures, stats
 
 
-def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failures: dict[tuple[str, int], str]
-              ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failures: dict[tuple[str, int], str],
+              frames_path: str | Path | None = None) -> tuple[np.ndarray | FrameSet, pd.DataFrame, pd.DataFrame]:
     """Rows in manifest order, aug 0 first; copies of a clip whose original is missing are left out too.
 
-    X is filled in place (never a list of vectors plus a stacked copy): it is the one big array here.
+    Vectors are filled into one array in place (never a list of vectors plus a stacked copy); frames
+    are streamed from the cache into ``frames_path`` and come back memory-mapped.
     """
-    X, rows, failed = np.zeros((0, 0), np.float32), [], []
-    kept = set()
+    found, rows, failed, kept = [], [], [], set()
     for aug in range(copies + 1):
         for r in manifest.itertuples():
             if aug and r.clip_id not in kept:
                 continue
-            v = cache.get(r.sha1, aug, r.clip_id)
+            v = cache.get(r.sha1, aug, r.clip_id, mmap=True)
             if v is None:
                 failed.append((r.clip_id, r.path, aug, failures.get((r.clip_id, aug), "missing from the cache")))
                 continue
-            if not rows:
-                X = np.empty((len(manifest) * (copies + 1), len(v)), np.float32)
-            X[len(rows)] = v
+            found.append(((r.sha1, aug, r.clip_id), v.shape))
             rows.append((r.clip_id, r.label, r.speaker, aug))
             if aug == 0:
                 kept.add(r.clip_id)
+            del v  # a mapped file holds a file descriptor
     for clip_id, path, aug, why in failed:
         log.warning("left out %s%s (%s): %s", clip_id, f" copy {aug}" if aug else "", path, why)
     meta = pd.DataFrame(rows, columns=["clip_id", "label", "speaker", "aug"])
     failed = pd.DataFrame(failed, columns=["clip_id", "path", "aug", "reason"])
-    return X[: len(rows)], meta, failed
+    shapes = {shape[1:] for _, shape in found}
+    if len(shapes) > 1:
+        raise FeatureError(f"cached results of one extractor differ in shape ({sorted(shapes)[:3]}): "
+                           f"delete {cache.dir} and extract again")
+    if frames_path is None:
+        X = np.empty((len(found), *(shapes.pop() if shapes else (0,))), np.float32)
+        for i, (key, _) in enumerate(found):
+            X[i] = cache.get(*key)
+        return X, meta, failed
+    lengths = np.array([shape[0] for _, shape in found], np.int64)
+    per_frame = shapes.pop() if shapes else (0, 0)
+    write_frames(frames_path, (cache.get(*key) for key, _ in found), int(lengths.sum()), per_frame)
+    return FrameSet.open(frames_path, np.concatenate([[0], np.cumsum(lengths)])), meta, failed

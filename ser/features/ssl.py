@@ -59,7 +59,7 @@ class SslEncoder(encoder.NeuralEncoder):
                  self.device, str(self.dtype).removeprefix("torch."),
                  "padded batches with attention mask" if self.pads else "batches of equal-length clips only")
 
-    def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
+    def _embed(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         if self.pads:
             return self._forward(waves)
         by_length = defaultdict(list)
@@ -68,10 +68,11 @@ class SslEncoder(encoder.NeuralEncoder):
         out = {}
         for rows in by_length.values():
             out.update(zip(rows, self._forward([waves[i] for i in rows])))
-        return np.stack([out[i] for i in range(len(waves))])
+        clips = [out[i] for i in range(len(waves))]
+        return clips if self.pooling == "none" else np.stack(clips)
 
     @torch.inference_mode()
-    def _forward(self, waves: list[np.ndarray]) -> np.ndarray:
+    def _forward(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         values = [self.preprocessor(w, sampling_rate=self.sample_rate, return_tensors="np")["input_values"][0]
                   for w in waves]
         lengths = torch.tensor([len(v) for v in values])

@@ -43,7 +43,7 @@ R = TypeVar("R")
 
 @dataclass
 class Embedded:
-    """One batch done: per key its vector (float32, finite) or why it failed, and the wave lengths."""
+    """One batch done: per key its vector (float32, finite) or frames, or why it failed, and the wave lengths."""
 
     keys: list
     results: list[np.ndarray | str]
@@ -71,9 +71,10 @@ def embed_stream(items: Iterable[T], read: Callable[[T], R], waves: Callable[[T,
 def embed_batch(extractor: Any, waves: list[np.ndarray]) -> list[np.ndarray | str]:
     """One vector or one failure reason per wave; a failing batch is retried wave by wave to find the culprit."""
     try:
-        X = np.asarray(extractor.transform(waves), dtype=np.float32)
-        if X.shape[0] != len(waves):
-            raise ValueError(f"extractor returned {X.shape[0]} vectors for {len(waves)} waves")
+        X = extractor.transform(waves)
+        X = np.asarray(X, dtype=np.float32) if isinstance(X, np.ndarray) else X  # else frames, one array per wave
+        if len(X) != len(waves):
+            raise ValueError(f"extractor returned {len(X)} results for {len(waves)} waves")
     except Exception as err:  # noqa: BLE001 - one broken clip must not stop thousands
         if len(waves) == 1:
             return [f"feature extraction failed: {reason(err)}"]

@@ -83,7 +83,7 @@ class WhisperEncoder(encoder.NeuralEncoder):
         return mel[:, :frames]
 
     @torch.inference_mode()
-    def _embed(self, waves: list[np.ndarray]) -> np.ndarray:
+    def _embed(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         pieces = [self.chunks(w) for w in waves]
         mels = [self.log_mel(c) for p in pieces for c in p]
         frames = torch.tensor([m.shape[1] for m in mels])

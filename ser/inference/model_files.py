@@ -28,6 +28,7 @@ def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder
     raw = dict(card.feature_params)
     overrides = {k: v for k, v in (("device", device), ("model", encoder)) if v}
     raw["features"] = {**raw.get("features", {}), **overrides}
+    raw["classifier"] = card.classifier  # vectors or frames: checked against features.pooling
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:

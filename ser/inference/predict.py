@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ser.corpora.audio import AUDIO_EXTENSIONS, EMPTY, AudioCheck, audio_files, decode_error, undecodable
+from ser.embeddings import as_rows
 from ser.inference.segment import Loudness, cut, plan
 from ser.models.model_card import ModelCard
 
@@ -218,7 +219,7 @@ class Predictor:
         for batch in embed_stream(collect(paths), self._read, windows, self.extractor, self.batch_seconds,
                                   self.workers):
             good = [i for i, r in enumerate(batch.results) if not isinstance(r, str)]
-            proba = self._classify(np.stack([batch.results[i] for i in good])) if good else []
+            proba = self._classify(as_rows([batch.results[i] for i in good])) if good else []
             for i, p in zip(good, proba):
                 batch.results[i] = p
             for (item, k), result in zip(batch.keys, batch.results):

@@ -118,7 +118,7 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
                                                            "fold_temperatures")}
     durations = list(durations)
     card = model_card.ModelCard(
-        classifier=params.classifier, labels=labels, dim=int(X.shape[1]), identity=features["identity"],
+        classifier=params.classifier, labels=labels, dim=int(X.shape[-1]), identity=features["identity"],
         feature_params=features["feature_params"], params=final_params, tuned=cfg.enabled,
         windows=model_card.Windows(max_clip_seconds=training_window(durations),
                                    median_clip_seconds=training_window(durations, 0.5)),

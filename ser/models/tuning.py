@@ -40,6 +40,7 @@ from optuna.trial import TrialState
 from sklearn.metrics import balanced_accuracy_score
 
 from ser.config import Params
+from ser.embeddings import FrameSet
 from ser.models import classifiers, feasibility
 from ser.models.cv import outer_folds, validation_split
 
@@ -69,7 +70,7 @@ class TuneResult:
 def fingerprint(X: np.ndarray, meta: pd.DataFrame, params: Params) -> str:
     """Short hash of the data and of every setting a trial's score depends on."""
     h = hashlib.blake2b(digest_size=6)
-    h.update(np.ascontiguousarray(X).view(np.uint8).data)
+    h.update(X.fingerprint().encode() if isinstance(X, FrameSet) else np.ascontiguousarray(X).view(np.uint8).data)
     for column in ("clip_id", "label", "speaker", "aug"):
         h.update("\0".join(map(str, meta[column])).encode())
     space_version = classifiers.get(params.classifier).SPACE_VERSION
@@ -152,8 +153,8 @@ def _pruning(trial: optuna.Trial) -> Callable[[int, float], None]:
 
 def main() -> None:
     """Worker: add trials to all studies of the current params.yaml and embeddings (folds, then final)."""
-    from ser.artifacts import read_embeddings
     from ser.config import load_params
+    from ser.embeddings import read_embeddings
 
     params = load_params()
     X, meta = read_embeddings("embeddings/features.npz")

@@ -32,6 +32,8 @@ REGISTRY = {
     "svm": "ser.models.classifiers.svm",
     "mlp": "ser.models.classifiers.mlp",
     "xgboost": "ser.models.classifiers.xgb",
+    "attentive": "ser.models.classifiers.attentive",    # frame sequences: learned layer weights + attentive pooling
+    "cnn_bilstm": "ser.models.classifiers.cnn_bilstm",  # frame sequences: the two-tier system's Tier-1 model
 }
 
 # fit parameters a classifier may take, and the embeddings column each comes from

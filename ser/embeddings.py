@@ -1,0 +1,143 @@
+"""The extract stage's output, read by train, visualize and tuning: ``embeddings/features.npz`` (one
+vector per row, or frame offsets) and, for frame sequences (``features.pooling: none``),
+``embeddings/frames.npy``, stored so that a corpus of them never has to fit in RAM.
+
+On disk: ``embeddings/frames.npy``, every clip's frames one after the other, shape
+(total frames, layers, dim), float16, read memory-mapped; ``offsets`` in features.npz says where
+clip i starts and ends. :class:`FrameSet` is what the sequence classifiers take as X: indexing it
+selects clips without copying frames, and :meth:`FrameSet.batch` pads a few clips into one array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ser.artifacts import atomic_path
+
+FRAME_DTYPE = np.float16
+
+
+class FrameSet:
+    """Clip i is ``frames[offsets[r]:offsets[r + 1]]`` with r = ``rows[i]``: (frames, layers, dim)."""
+
+    def __init__(self, frames: np.ndarray, offsets: np.ndarray, rows: np.ndarray | None = None):
+        if frames.ndim != 3:
+            raise ValueError(f"frames must be (frames, layers, dim), got shape {frames.shape}")
+        self.frames, self.offsets = frames, np.asarray(offsets, np.int64)
+        self.rows = np.arange(len(self.offsets) - 1) if rows is None else np.asarray(rows, np.int64)
+
+    @classmethod
+    def from_list(cls, clips: Sequence[np.ndarray]) -> FrameSet:
+        """An in-memory set from (frames, layers, dim) arrays (predict's windows, tests)."""
+        offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
+        return cls(np.concatenate(clips).astype(FRAME_DTYPE, copy=False), offsets)
+
+    @classmethod
+    def open(cls, path: str | Path, offsets: np.ndarray) -> FrameSet:
+        return cls(np.load(path, mmap_mode="r"), offsets)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index) -> FrameSet:
+        return FrameSet(self.frames, self.offsets, self.rows[index])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(clips, layers, dim)."""
+        return len(self), self.frames.shape[1], self.frames.shape[2]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.offsets[self.rows + 1] - self.offsets[self.rows]
+
+    def clip(self, i: int) -> np.ndarray:
+        r = self.rows[i]
+        return np.asarray(self.frames[self.offsets[r]:self.offsets[r + 1]], np.float32)
+
+    def batch(self, index: Sequence[int], max_frames: int | None = None,
+              rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Clips ``index`` zero-padded to the longest: (len(index), T, layers, dim) float32 and their
+        lengths. A clip longer than ``max_frames`` is cropped to it: at a random place with ``rng``,
+        else its centre."""
+        clips = []
+        for i in index:
+            r = self.rows[i]
+            start, end = self.offsets[r], self.offsets[r + 1]
+            if max_frames and end - start > max_frames:
+                start += int(rng.integers(0, end - start - max_frames + 1)) if rng is not None \
+                    else (end - start - max_frames) // 2
+                end = start + max_frames
+            clips.append(self.frames[start:end])
+        lengths = np.array([len(c) for c in clips], np.int64)
+        out = np.zeros((len(clips), max(int(lengths.max(initial=0)), 1), *self.frames.shape[1:]), np.float32)
+        for row, c in zip(out, clips):
+            row[: len(c)] = c
+        return out, lengths
+
+    def pooled(self) -> np.ndarray:
+        """The mean frame of each clip, averaged over layers: (clips, dim) float32 (for the 2-D map)."""
+        return np.stack([self.clip(i).mean((0, 1)) for i in range(len(self))])
+
+    def moments(self, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation per (layer, dim) over every frame of these clips, streamed."""
+        total = np.zeros(self.frames.shape[1:], np.float64)
+        square = np.zeros_like(total)
+        count = 0
+        for r in self.rows:
+            start, end = self.offsets[r], self.offsets[r + 1]
+            for s in range(start, end, chunk):
+                block = np.asarray(self.frames[s:min(end, s + chunk)], np.float64)
+                total += block.sum(0)
+                square += (block ** 2).sum(0)
+                count += len(block)
+        mean = total / max(count, 1)
+        return mean.astype(np.float32), np.sqrt(np.maximum(square / max(count, 1) - mean ** 2, 0)).astype(np.float32)
+
+    def fingerprint(self) -> str:
+        """A hash of these clips' lengths and of a sample of their frames (first, middle and last of
+        each clip): cheap on tens of GB, and any re-extraction changes it."""
+        digest = hashlib.sha1(np.ascontiguousarray(self.lengths).tobytes())
+        for r in self.rows:
+            start, end = self.offsets[r], self.offsets[r + 1]
+            for i in sorted({start, (start + end) // 2, end - 1}):
+                if start <= i < end:
+                    digest.update(np.ascontiguousarray(self.frames[i]).tobytes())
+        return digest.hexdigest()
+
+
+def as_rows(results: Sequence[np.ndarray]) -> np.ndarray | FrameSet:
+    """What a classifier takes for these per-clip results: vectors stacked, or frame sequences as a FrameSet."""
+    return np.stack(results) if results[0].ndim == 1 else FrameSet.from_list(results)
+
+
+def write_frames(path: str | Path, clips: Iterable[np.ndarray], total: int, shape: tuple[int, int]) -> Path:
+    """Write ``clips`` ((frames, *shape) each, ``total`` frames in all) one after the other into a
+    memory-mapped .npy at ``path``, atomically (a temp file, then a rename)."""
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=FRAME_DTYPE, shape=(total, *shape))
+        pos = 0
+        for clip in clips:
+            out[pos:pos + len(clip)] = clip
+            pos += len(clip)
+        if pos != total:
+            raise ValueError(f"write_frames: got {pos} frames, expected {total}")
+        out.flush()
+        del out  # the temp file keeps the permissions atomic_path gave it
+    return Path(path)
+
+
+def read_embeddings(path: str | Path = "embeddings/features.npz"):
+    """Load an embeddings npz: (X, meta with clip_id, label, speaker, aug per row). X is an array of
+    vectors, or, when the npz holds frame offsets, a memory-mapped :class:`FrameSet`
+    of ``frames.npy`` beside it."""
+    with np.load(path, allow_pickle=False) as z:
+        X = FrameSet.open(Path(path).with_name("frames.npy"), z["offsets"]) if "offsets" in z else z["X"]
+        meta = pd.DataFrame({c: z[c].astype(str) for c in ("clip_id", "label", "speaker")})
+        meta["aug"] = z["aug"].astype(int)
+    return X, meta

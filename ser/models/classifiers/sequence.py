@@ -1,0 +1,288 @@
+"""The estimator and training recipe shared by the sequence classifiers (``attentive``, ``cnn_bilstm``).
+
+X is a :class:`ser.embeddings.FrameSet` (clips of (frames, layers, dim)); every clip is standardised
+per (layer, dim) with statistics of the training frames. Training: class-weighted cross-entropy with
+label smoothing, mixup (Beta(alpha, alpha), with a probability per batch), SpecAugment-style time and
+feature masks, AdamW, linear warmup then cosine decay per step, gradient clipping, early stopping on
+the UAR of a speaker-disjoint validation split (best epoch restored), mixed precision on CUDA.
+Seeded and deterministic on the CPU. Batches are drawn from length-sorted buckets, so padding stays
+small; padding never changes a prediction (see :mod:`ser.models.classifiers.sequence_layers`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+from sklearn.base import BaseEstimator, ClassifierMixin
+from tqdm.auto import tqdm
+
+from ser.artifacts import read_json, write_json
+from ser.models.classifiers.devices import torch_device, torch_threads
+from ser.models.classifiers.torch_training import EarlyStopping, balanced_weights, early_stopping_split, seeded, uar
+from ser.section import Section
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 64
+NOT_THREAD_SAFE = ("its fits change process-global torch state (the seed, the thread count, deterministic mode), "
+                   "so trials in parallel threads would be neither independent nor reproducible")
+
+
+class Recipe(Section):
+    """The training recipe; each sequence classifier's params group adds its architecture's fields."""
+
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    batch_size: int = Field(32, ge=2)
+    max_epochs: int = Field(60, ge=1)
+    patience: int = Field(12, ge=1)
+    warmup_epochs: float = Field(2.0, ge=0, description="linear warmup, then cosine decay to 0")
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    mixup_alpha: float = Field(0.4, gt=0)
+    mixup_p: float = Field(0.5, ge=0, le=1, description="share of batches mixed")
+    time_masks: int = Field(2, ge=0, description="SpecAugment time masks per clip")
+    time_mask_fraction: float = Field(0.1, ge=0, lt=1, description="of the clip's frames, at most, per mask")
+    feature_masks: int = Field(2, ge=0, description="SpecAugment masks over the feature dim per clip")
+    feature_mask_width: int = Field(8, ge=0, description="feature dims, at most, per mask")
+    grad_clip: float = Field(1.0, gt=0)
+    max_frames: int = Field(1000, ge=10, description="longer training clips are cropped at random to this")
+    class_weight: Literal["balanced", "none"] = "balanced"
+    validation_fraction: float = Field(0.15, ge=0, lt=0.5, description="of the training speakers, for early stopping")
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+
+
+RECIPE_FIELDS = tuple(Recipe.model_fields)
+EpochCallback = Callable[[int, float], None]
+
+
+class SequenceClassifier(ClassifierMixin, BaseEstimator):
+    """``fit(X, y, groups=None, clip_ids=None, aug=None, epoch_callback=None)`` on a FrameSet.
+
+    ``kind`` names the classifier module whose ``network(settings, layers, dim, n_classes)`` builds the
+    torch module; ``settings`` is its params group (recipe and architecture). After fitting:
+    ``classes_``, ``module_``, ``history_`` (epoch, train_loss, val_loss, val_uar), ``best_epoch_``,
+    ``mean_``/``std_`` (input standardisation), ``fit_facts_``.
+    """
+
+    def __init__(self, kind: str = "attentive", settings: dict | None = None, random_state: int = 0):
+        self.kind = kind
+        self.settings = settings
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y, groups=None, clip_ids=None, aug=None,
+            epoch_callback: EpochCallback | None = None) -> SequenceClassifier:
+        import torch
+
+        s = self._settings()
+        y = np.asarray(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        train, val, self.fit_facts_ = early_stopping_split(codes, groups, clip_ids, aug, s.validation_fraction,
+                                                           self.random_state, self.kind, s.max_epochs)
+        self.device_ = torch_device(s.device)
+        if self.device_ == "cpu" and torch.get_num_threads() != torch_threads():
+            torch.set_num_threads(torch_threads())
+        self.mean_, self.std_ = X[train].moments()
+        self.std_ = np.maximum(self.std_, 1e-5)
+        self.n_layers_, self.dim_ = X.shape[1], X.shape[2]
+        with seeded(self.random_state, self.device_):
+            self.module_ = self._network().to(self.device_)
+            self._train(X, codes, train, val, s, epoch_callback)
+        return self
+
+    def _settings(self):
+        from ser.models import classifiers
+
+        return classifiers.get(self.kind).Params(**(self.settings or {}))
+
+    def _network(self):
+        from ser.models import classifiers
+
+        return classifiers.get(self.kind).network(self._settings(), self.n_layers_, self.dim_, len(self.classes_))
+
+    def _inputs(self, X, index, max_frames: int | None = None, rng: np.random.Generator | None = None):
+        """Standardised, zero-padded batch tensors (x, lengths) of clips ``index`` on the device."""
+        import torch
+
+        x, lengths = X.batch(index, max_frames, rng)
+        x = (x - self.mean_) / self.std_
+        x *= (np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None, None]
+        return torch.from_numpy(x).to(self.device_), torch.from_numpy(lengths).to(self.device_)
+
+    def _batches(self, X, rows: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """Shuffled batches of similar-length clips: buckets of 20 batches sorted by length."""
+        order = rows[rng.permutation(len(rows))]
+        lengths = X.lengths[order] if len(order) else order
+        bucket = 20 * batch_size
+        batches = []
+        for start in range(0, len(order), bucket):
+            part = order[start:start + bucket][np.argsort(lengths[start:start + bucket], kind="stable")]
+            batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def _train(self, X, codes: np.ndarray, train: np.ndarray, val: np.ndarray, s, epoch_callback) -> None:
+        import torch
+        from torch import nn
+
+        dev = self.device_
+        rng = np.random.default_rng(self.random_state)
+        weight = torch.from_numpy(balanced_weights(codes[train], len(self.classes_))).to(dev) \
+            if s.class_weight == "balanced" else None
+        loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=s.label_smoothing)
+        val_loss_fn = nn.CrossEntropyLoss(weight=weight)
+        optimizer = torch.optim.AdamW(self.module_.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        steps_per_epoch = max(1, -(-len(train) // s.batch_size))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(
+            int(s.warmup_epochs * steps_per_epoch), s.max_epochs * steps_per_epoch))
+        amp = dev == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        yt = torch.from_numpy(codes).to(dev)
+        self.history_, stopping = [], EarlyStopping(s.patience)
+        epochs = tqdm(range(1, s.max_epochs + 1), desc=f"{self.kind} epochs", leave=False, disable=None)
+        for epoch in epochs:
+            self.module_.train()
+            total, seen = 0.0, 0
+            for index in self._batches(X, train, s.batch_size, rng):
+                if len(index) < 2:
+                    continue
+                x, lengths = self._inputs(X, index, s.max_frames, rng)
+                x = spec_augment(x, lengths, s, rng)
+                target = yt[torch.from_numpy(index).to(dev)]
+                with torch.autocast("cuda", enabled=amp):
+                    if rng.random() < s.mixup_p:
+                        lam = float(rng.beta(s.mixup_alpha, s.mixup_alpha))
+                        perm = torch.from_numpy(rng.permutation(len(index))).to(dev)
+                        x, lengths_mixed = lam * x + (1 - lam) * x[perm], torch.maximum(lengths, lengths[perm])
+                        logits = self.module_(x, lengths_mixed)
+                        loss = lam * loss_fn(logits, target) + (1 - lam) * loss_fn(logits, target[perm])
+                    else:
+                        loss = loss_fn(self.module_(x, lengths), target)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(self.module_.parameters(), s.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                total, seen = total + float(loss.detach()) * len(index), seen + len(index)
+            record = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": None, "val_uar": None}
+            if len(val):
+                logits = torch.from_numpy(self._logits(X, val)).to(dev)
+                record["val_loss"] = float(val_loss_fn(logits, yt[torch.from_numpy(val).to(dev)]))
+                record["val_uar"] = uar(codes[val], logits.argmax(1).cpu().numpy())
+                epochs.set_postfix(val_uar=f"{record['val_uar']:.3f}")
+            self.history_.append(record)
+            stop = stopping.update(self.module_, record)
+            if epoch_callback is not None and len(val):
+                epoch_callback(epoch, record["val_uar"])
+            if stop:
+                break
+        self.best_epoch_ = stopping.restore(self.module_)
+        self.module_.eval()
+        if self.n_layers_ > 1:  # what the model learned about the encoder's layers, for cv.json and the plot
+            self.fit_facts_["layer_weights"] = [round(w, 4) for w in self.module_.layer_weights.weights()]
+        log.info("%s: %d epochs, best epoch %d (validation UAR %s on %d clips), trained on %d clips", self.kind,
+                 len(self.history_), self.best_epoch_,
+                 "n/a" if self.history_[self.best_epoch_ - 1]["val_uar"] is None
+                 else f"{self.history_[self.best_epoch_ - 1]['val_uar']:.3f}", len(val), len(train))
+
+    # ------------------------------------------------------------------ prediction
+    def _logits(self, X, rows: np.ndarray | None = None) -> np.ndarray:
+        import torch
+
+        rows = np.arange(len(X)) if rows is None else rows
+        order = rows[np.argsort(X.lengths[rows], kind="stable")]
+        out = np.zeros((len(rows), len(self.classes_)), np.float32)
+        where = {r: i for i, r in enumerate(rows)}
+        self.module_.eval()
+        with torch.no_grad():
+            for start in range(0, len(order), EVAL_BATCH):
+                index = order[start:start + EVAL_BATCH]
+                x, lengths = self._inputs(X, index)
+                logits = self.module_(x, lengths).float().cpu().numpy()
+                out[[where[r] for r in index]] = logits
+        return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        logits = self._logits(X).astype(np.float64)
+        logits -= logits.max(1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear from 0 to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + np.cos(np.pi * progress))
+    return factor
+
+
+def spec_augment(x, lengths, s: Recipe, rng: np.random.Generator):
+    """Zero (= the training mean, after standardisation) random spans of each clip's real frames and of
+    its feature dims, on every layer: ``time_masks`` spans of up to ``time_mask_fraction`` of the clip,
+    ``feature_masks`` spans of up to ``feature_mask_width`` dims."""
+    import torch
+
+    keep = np.ones((x.shape[0], x.shape[1], 1, x.shape[3]), np.float32)
+    for b, n in enumerate(lengths.cpu().numpy()):
+        for _ in range(s.time_masks):
+            width = int(rng.integers(0, max(1, int(s.time_mask_fraction * n)) + 1))
+            start = int(rng.integers(0, max(1, n - width + 1)))
+            keep[b, start:start + width] = 0
+        for _ in range(s.feature_masks):
+            width = int(rng.integers(0, min(s.feature_mask_width, x.shape[3] - 1) + 1))
+            start = int(rng.integers(0, x.shape[3] - width + 1))
+            keep[b, :, :, start:start + width] = 0
+    return x * torch.from_numpy(keep).to(x.device)
+
+
+# ---------------------------------------------------------------------- saving
+WEIGHTS_FILE = "sequence.safetensors"
+CONFIG_FILE = "sequence.json"
+
+
+def save(model: SequenceClassifier, folder: Path) -> Path:
+    """Weights as safetensors; settings, classes, input statistics and history as JSON (no pickle)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.module_.state_dict().items()}
+    save_file(state, folder / WEIGHTS_FILE)
+    write_json(folder / CONFIG_FILE, {
+        "kind": model.kind, "settings": model.settings, "random_state": model.random_state,
+        "classes": model.classes_.tolist(), "layers": model.n_layers_, "dim": model.dim_,
+        "mean": model.mean_.tolist(), "std": model.std_.tolist(),
+        "best_epoch": model.best_epoch_, "history": model.history_, "fit_facts": model.fit_facts_,
+    })
+    return folder / WEIGHTS_FILE
+
+
+def load(folder: Path) -> SequenceClassifier:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    c = read_json(folder / CONFIG_FILE)
+    model = SequenceClassifier(c["kind"], c["settings"], c["random_state"])
+    model.classes_ = np.asarray(c["classes"])
+    model.n_layers_, model.dim_ = c["layers"], c["dim"]
+    model.mean_, model.std_ = np.asarray(c["mean"], np.float32), np.asarray(c["std"], np.float32)
+    model.best_epoch_, model.history_, model.fit_facts_ = c["best_epoch"], c["history"], c["fit_facts"]
+    try:
+        model.device_ = torch_device(model._settings().device)
+    except ValueError:  # trained on a GPU this machine does not have
+        model.device_ = "cpu"
+    model.module_ = model._network()
+    model.module_.load_state_dict(load_file(folder / WEIGHTS_FILE))
+    model.module_.to(model.device_).eval()
+    return model
