@@ -25,11 +25,12 @@ FRAME_DTYPE = np.float16
 class FrameSet:
     """Clip i is ``frames[offsets[r]:offsets[r + 1]]`` with r = ``rows[i]``: (frames, layers, dim)."""
 
-    def __init__(self, frames: np.ndarray, offsets: np.ndarray, rows: np.ndarray | None = None):
+    def __init__(self, frames: np.ndarray, offsets: np.ndarray, rows: np.ndarray | None = None, stride: int = 1):
         if frames.ndim != 3:
             raise ValueError(f"frames must be (frames, layers, dim), got shape {frames.shape}")
         self.frames, self.offsets = frames, np.asarray(offsets, np.int64)
         self.rows = np.arange(len(self.offsets) - 1) if rows is None else np.asarray(rows, np.int64)
+        self.stride = stride  # consecutive stored frames averaged into each of these (see strided)
 
     @classmethod
     def from_list(cls, clips: Sequence[np.ndarray]) -> FrameSet:
@@ -45,7 +46,25 @@ class FrameSet:
         return len(self.rows)
 
     def __getitem__(self, index) -> FrameSet:
-        return FrameSet(self.frames, self.offsets, self.rows[index])
+        return FrameSet(self.frames, self.offsets, self.rows[index], self.stride)
+
+    def strided(self, stride: int, max_bytes: int = 2 << 30) -> FrameSet:
+        """These clips in memory (float32) with every ``stride`` consecutive frames averaged, a clip's
+        last partial group padded with zeros (as :func:`ser.models.classifiers.sequence.stride_frames`
+        does per batch); ``self`` when that would take more than ``max_bytes``, and then callers
+        average per batch. Training reads each frame once here instead of once per epoch."""
+        lengths = -(-self.lengths // stride)
+        per_frame = int(np.prod(self.frames.shape[1:])) * 4
+        if stride == 1 or lengths.sum() * per_frame > max_bytes:
+            return self
+        out = np.zeros((int(lengths.sum()), *self.frames.shape[1:]), np.float32)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        for i, start in enumerate(offsets[:-1]):
+            clip = self.clip(i)
+            padded = np.zeros((lengths[i] * stride, *clip.shape[1:]), np.float32)
+            padded[:len(clip)] = clip
+            out[start:start + lengths[i]] = padded.reshape(lengths[i], stride, *clip.shape[1:]).mean(1)
+        return FrameSet(out, offsets, stride=stride)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -62,9 +81,9 @@ class FrameSet:
 
     def batch(self, index: Sequence[int], max_frames: int | None = None,
               rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Clips ``index`` zero-padded to the longest: (len(index), T, layers, dim) float32 and their
-        lengths. A clip longer than ``max_frames`` is cropped to it: at a random place with ``rng``,
-        else its centre."""
+        """Clips ``index`` zero-padded to the longest: (len(index), T, layers, dim) in the frames' dtype
+        (float16) and their lengths. A clip longer than ``max_frames`` is cropped to it: at a random
+        place with ``rng``, else its centre."""
         clips = []
         for i in index:
             r = self.rows[i]
@@ -75,7 +94,7 @@ class FrameSet:
                 end = start + max_frames
             clips.append(self.frames[start:end])
         lengths = np.array([len(c) for c in clips], np.int64)
-        out = np.zeros((len(clips), max(int(lengths.max(initial=0)), 1), *self.frames.shape[1:]), np.float32)
+        out = np.zeros((len(clips), max(int(lengths.max(initial=0)), 1), *self.frames.shape[1:]), self.frames.dtype)
         for row, c in zip(out, clips):
             row[: len(c)] = c
         return out, lengths
@@ -84,8 +103,10 @@ class FrameSet:
         """The mean frame of each clip, averaged over layers: (clips, dim) float32 (for the 2-D map)."""
         return np.stack([self.clip(i).mean((0, 1)) for i in range(len(self))])
 
-    def moments(self, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation per (layer, dim) over every frame of these clips, streamed."""
+    def moments(self, chunk_bytes: int = 1 << 26) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation per (layer, dim) over every frame of these clips, streamed in
+        blocks of about ``chunk_bytes`` (as float64)."""
+        chunk = max(1, chunk_bytes // (8 * int(np.prod(self.frames.shape[1:]))))
         total = np.zeros(self.frames.shape[1:], np.float64)
         square = np.zeros_like(total)
         count = 0

@@ -1,10 +1,12 @@
 """evaluate: models/oof.csv, results/cv.json, results/learning_curves.csv -> results/metrics.json,
-results/predictions.csv and PNGs (confusion, per class, spread across folds, learning curves)."""
+results/predictions.csv and PNGs (confusion, per class, spread across folds, learning curves, learned
+layer weights)."""
 
 import logging
 
 from ser.artifacts import read_json, read_table, write_csv, write_json
 from ser.config import load_params
+from ser.evaluation.layer_plot import layer_weights_png
 from ser.evaluation.names import feature_source, features_label
 from ser.evaluation.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png, reliability_png
 from ser.evaluation.report import evaluate, fold_table, labels_of, left_out, read_learning_curves, run_context
@@ -38,6 +40,7 @@ def main() -> None:
                         title, "results/reliability.png")
     learning_curves_png(read_learning_curves("results/learning_curves.csv"), params.classifier, title,
                         "results/learning_curves.png")
+    layer_weights_png(cv_summary, params.classifier, title, "results/layer_weights.png")
     log.info("%s: pooled over all out-of-fold predictions accuracy %.3f, UAR %.3f, macro F1 %.3f (%s, %d clips); "
              "fold-mean UAR %.3f +- %.3f",
              context["dataset"], metrics["accuracy"], metrics["uar"], metrics["macro_f1"], context["protocol"],

@@ -12,7 +12,8 @@ from ser.corpora import synthetic
 from ser.embeddings import FrameSet, as_rows, read_embeddings, write_frames
 from ser.inference.predict import Predictor
 from ser.models import classifiers
-from ser.models.classifiers.sequence import spec_augment, warmup_cosine
+from ser.models.classifiers.sequence_inputs import spec_augment
+from ser.models.classifiers.torch_training import warmup_cosine
 
 SHORT = {"max_epochs": 4, "patience": 4, "batch_size": 16, "device": "cpu"}
 
@@ -146,3 +147,28 @@ def test_frames_train_and_predict_end_to_end(kind, extractor, tmp_path):
     assert len(fit.oof) == (~test).sum() and fit.summary["protocol"]
     results = list(Predictor.load(tmp_path / "models").predict(clips.loc[test, "path"]))
     assert all(r.ok for r in results) and all(abs(r.proba.sum() - 1) < 1e-6 for r in results)
+
+
+def test_strided_in_memory_equals_striding_each_batch():
+    from ser.models.classifiers.sequence_inputs import stride_frames
+
+    X, _, _ = frame_data(clips=6)
+    strided = X[np.array([4, 1, 2])].strided(4)
+    assert strided.stride == 4 and strided.frames.dtype == np.float32
+    x, lengths = X[np.array([4, 1, 2])].batch([0, 1, 2])
+    expected, n = stride_frames(torch.from_numpy(x).float(), torch.from_numpy(lengths), 4)
+    got, m = strided.batch([0, 1, 2])
+    assert np.array_equal(n.numpy(), m)
+    for row, k in enumerate(m):
+        assert np.allclose(got[row, :k], expected[row, :k].numpy(), atol=1e-6)
+    assert X.strided(4, max_bytes=10) is X and X.strided(1) is X  # too big for memory: striding per batch
+
+
+def test_extractors_without_frames_say_which_setting_to_change():
+    from ser import features
+    from ser.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="features.pooling: mean"):
+        features.build(Params(classifier="attentive", features={"extractor": "egemaps", "pooling": "none"}))
+    with pytest.raises(ConfigError, match="mean_std does not apply to mfcc"):
+        features.build(Params(features={"extractor": "mfcc", "pooling": "mean_std"}))

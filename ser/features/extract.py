@@ -176,7 +176,7 @@ def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failur
         log.warning("left out %s%s (%s): %s", clip_id, f" copy {aug}" if aug else "", path, why)
     meta = pd.DataFrame(rows, columns=["clip_id", "label", "speaker", "aug"])
     failed = pd.DataFrame(failed, columns=["clip_id", "path", "aug", "reason"])
-    shapes = {shape[1:] for _, shape in found}
+    shapes = {shape if frames_path is None else shape[1:] for _, shape in found}  # a vector's, or a frame's
     if len(shapes) > 1:
         raise FeatureError(f"cached results of one extractor differ in shape ({sorted(shapes)[:3]}): "
                            f"delete {cache.dir} and extract again")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ser.models.classifiers.sequence import NOT_THREAD_SAFE, Recipe, SequenceClassifier, load, save  # noqa: F401
+from ser.models.classifiers.sequence import NOT_THREAD_SAFE, Recipe, SequenceClassifier  # noqa: F401
+from ser.models.classifiers.sequence_files import load, save  # noqa: F401
 
 if TYPE_CHECKING:
     import optuna

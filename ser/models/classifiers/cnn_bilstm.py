@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
-from ser.models.classifiers.sequence import NOT_THREAD_SAFE, Recipe, SequenceClassifier, load, save  # noqa: F401
+from ser.models.classifiers.sequence import NOT_THREAD_SAFE, Recipe, SequenceClassifier  # noqa: F401
+from ser.models.classifiers.sequence_files import load, save  # noqa: F401
 
 if TYPE_CHECKING:
     import optuna
@@ -36,6 +37,7 @@ class Params(Recipe):
     heads: int = Field(4, ge=1, description="attention pooling heads")
     hidden: int = Field(256, ge=8, description="width of the classification head")
     dropout: float = Field(0.3, ge=0, lt=1)
+    lr: float = Field(3e-3, gt=0, description="higher than the recipe's: this network learns from scratch")
 
 
 def space(trial: optuna.Trial) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -21,9 +20,16 @@ from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from tqdm.auto import tqdm
 
-from ser.artifacts import read_json, write_json
-from ser.models.classifiers.devices import torch_device, torch_threads
-from ser.models.classifiers.torch_training import EarlyStopping, balanced_weights, early_stopping_split, seeded, uar
+from ser.models.classifiers.devices import cpu_cores, torch_device
+from ser.models.classifiers.sequence_inputs import spec_augment, stride_frames
+from ser.models.classifiers.torch_training import (
+    EarlyStopping,
+    balanced_weights,
+    early_stopping_split,
+    seeded,
+    uar,
+    warmup_cosine,
+)
 from ser.section import Section
 
 log = logging.getLogger(__name__)
@@ -39,8 +45,10 @@ class Recipe(Section):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
     batch_size: int = Field(32, ge=2)
-    max_epochs: int = Field(60, ge=1)
-    patience: int = Field(12, ge=1)
+    # 25 epochs and 4 frames averaged (MFCC: 25 per second, encoders: 12.5) keep 5-fold CV on RAVDESS
+    # near 10 minutes on 2 CPU cores (benchmarks/bench_sequence.py)
+    max_epochs: int = Field(25, ge=1)
+    patience: int = Field(8, ge=1)
     warmup_epochs: float = Field(2.0, ge=0, description="linear warmup, then cosine decay to 0")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     mixup_alpha: float = Field(0.4, gt=0)
@@ -51,6 +59,7 @@ class Recipe(Section):
     feature_mask_width: int = Field(8, ge=0, description="feature dims, at most, per mask")
     grad_clip: float = Field(1.0, gt=0)
     max_frames: int = Field(1000, ge=10, description="longer training clips are cropped at random to this")
+    frame_stride: int = Field(4, ge=1, description="average this many consecutive frames first")
     class_weight: Literal["balanced", "none"] = "balanced"
     validation_fraction: float = Field(0.15, ge=0, lt=0.5, description="of the training speakers, for early stopping")
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
@@ -85,14 +94,14 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         train, val, self.fit_facts_ = early_stopping_split(codes, groups, clip_ids, aug, s.validation_fraction,
                                                            self.random_state, self.kind, s.max_epochs)
         self.device_ = torch_device(s.device)
-        if self.device_ == "cpu" and torch.get_num_threads() != torch_threads():
-            torch.set_num_threads(torch_threads())
+        if self.device_ == "cpu" and torch.get_num_threads() != cpu_cores():
+            torch.set_num_threads(cpu_cores())  # convolutions, LSTMs and wide matmuls use every core
         self.mean_, self.std_ = X[train].moments()
         self.std_ = np.maximum(self.std_, 1e-5)
         self.n_layers_, self.dim_ = X.shape[1], X.shape[2]
         with seeded(self.random_state, self.device_):
             self.module_ = self._network().to(self.device_)
-            self._train(X, codes, train, val, s, epoch_callback)
+            self._train(X.strided(s.frame_stride), codes, train, val, s, epoch_callback)
         return self
 
     def _settings(self):
@@ -109,10 +118,16 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         """Standardised, zero-padded batch tensors (x, lengths) of clips ``index`` on the device."""
         import torch
 
-        x, lengths = X.batch(index, max_frames, rng)
-        x = (x - self.mean_) / self.std_
-        x *= (np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None, None]
-        return torch.from_numpy(x).to(self.device_), torch.from_numpy(lengths).to(self.device_)
+        x, lengths = X.batch(index, max_frames // X.stride if max_frames else None, rng)
+        stride = self._settings().frame_stride // X.stride  # 1 when X was strided in memory already
+        x, lengths = stride_frames(torch.from_numpy(x).to(self.device_).float(),
+                                   torch.from_numpy(lengths).to(self.device_), stride)
+        if not hasattr(self, "shift_"):  # standardisation as tensors on the device, made once
+            self.shift_ = torch.from_numpy(self.mean_).to(self.device_)
+            self.scale_ = torch.from_numpy(1 / self.std_).to(self.device_)
+        x.sub_(self.shift_).mul_(self.scale_)
+        x.mul_((torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])[..., None, None])
+        return x, lengths
 
     def _batches(self, X, rows: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
         """Shuffled batches of similar-length clips: buckets of 20 batches sorted by length."""
@@ -216,73 +231,3 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]
-
-
-def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
-    """Learning-rate factor per step: linear from 0 to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1 + np.cos(np.pi * progress))
-    return factor
-
-
-def spec_augment(x, lengths, s: Recipe, rng: np.random.Generator):
-    """Zero (= the training mean, after standardisation) random spans of each clip's real frames and of
-    its feature dims, on every layer: ``time_masks`` spans of up to ``time_mask_fraction`` of the clip,
-    ``feature_masks`` spans of up to ``feature_mask_width`` dims."""
-    import torch
-
-    keep = np.ones((x.shape[0], x.shape[1], 1, x.shape[3]), np.float32)
-    for b, n in enumerate(lengths.cpu().numpy()):
-        for _ in range(s.time_masks):
-            width = int(rng.integers(0, max(1, int(s.time_mask_fraction * n)) + 1))
-            start = int(rng.integers(0, max(1, n - width + 1)))
-            keep[b, start:start + width] = 0
-        for _ in range(s.feature_masks):
-            width = int(rng.integers(0, min(s.feature_mask_width, x.shape[3] - 1) + 1))
-            start = int(rng.integers(0, x.shape[3] - width + 1))
-            keep[b, :, :, start:start + width] = 0
-    return x * torch.from_numpy(keep).to(x.device)
-
-
-# ---------------------------------------------------------------------- saving
-WEIGHTS_FILE = "sequence.safetensors"
-CONFIG_FILE = "sequence.json"
-
-
-def save(model: SequenceClassifier, folder: Path) -> Path:
-    """Weights as safetensors; settings, classes, input statistics and history as JSON (no pickle)."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.module_.state_dict().items()}
-    save_file(state, folder / WEIGHTS_FILE)
-    write_json(folder / CONFIG_FILE, {
-        "kind": model.kind, "settings": model.settings, "random_state": model.random_state,
-        "classes": model.classes_.tolist(), "layers": model.n_layers_, "dim": model.dim_,
-        "mean": model.mean_.tolist(), "std": model.std_.tolist(),
-        "best_epoch": model.best_epoch_, "history": model.history_, "fit_facts": model.fit_facts_,
-    })
-    return folder / WEIGHTS_FILE
-
-
-def load(folder: Path) -> SequenceClassifier:
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    c = read_json(folder / CONFIG_FILE)
-    model = SequenceClassifier(c["kind"], c["settings"], c["random_state"])
-    model.classes_ = np.asarray(c["classes"])
-    model.n_layers_, model.dim_ = c["layers"], c["dim"]
-    model.mean_, model.std_ = np.asarray(c["mean"], np.float32), np.asarray(c["std"], np.float32)
-    model.best_epoch_, model.history_, model.fit_facts_ = c["best_epoch"], c["history"], c["fit_facts"]
-    try:
-        model.device_ = torch_device(model._settings().device)
-    except ValueError:  # trained on a GPU this machine does not have
-        model.device_ = "cpu"
-    model.module_ = model._network()
-    model.module_.load_state_dict(load_file(folder / WEIGHTS_FILE))
-    model.module_.to(model.device_).eval()
-    return model

@@ -31,7 +31,7 @@ class LayerWeights(nn.Module):
         self.logits = nn.Parameter(torch.zeros(layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, L, D) -> (B, T, D)
-        return torch.einsum("btld,l->btd", x, torch.softmax(self.logits, 0))
+        return torch.matmul(torch.softmax(self.logits, 0), x)  # (L) @ (B, T, L, D) -> (B, T, D)
 
     def weights(self) -> list[float]:
         return torch.softmax(self.logits.detach().float(), 0).cpu().tolist()
@@ -80,9 +80,27 @@ class ChannelAttention(nn.Module):
         return x * torch.sigmoid(self.mlp(avg) + self.mlp(peak))[:, None]
 
 
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over (B, C, T) whose batch statistics count real frames only (padding would pull
+    them towards zero); in eval mode the running statistics, as usual."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        real = x.transpose(1, 2)[mask]  # (real frames, C)
+        mean, var = real.mean(0), real.var(0, unbiased=False)
+        with torch.no_grad():
+            n = real.shape[0]
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / max(n - 1, 1), self.momentum)
+            self.num_batches_tracked += 1
+        x = (x - mean[None, :, None]) / torch.sqrt(var[None, :, None] + self.eps)
+        return x * self.weight[None, :, None] + self.bias[None, :, None]
+
+
 class SeparableBlock(nn.Module):
     """Residual block of two depthwise-separable Conv1d (depthwise k, then pointwise), each followed
-    by a per-frame LayerNorm over channels (no batch statistics, so padding cannot leak in)."""
+    by batch normalisation over the real frames (:class:`MaskedBatchNorm`)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int = 5, dropout: float = 0.1):
         super().__init__()
@@ -90,15 +108,14 @@ class SeparableBlock(nn.Module):
         self.point1 = nn.Conv1d(c_in, c_out, 1)
         self.depth2 = nn.Conv1d(c_out, c_out, kernel, padding=kernel // 2, groups=c_out)
         self.point2 = nn.Conv1d(c_out, c_out, 1)
-        self.norm1, self.norm2 = nn.LayerNorm(c_out), nn.LayerNorm(c_out)
+        self.norm1, self.norm2 = MaskedBatchNorm(c_out), MaskedBatchNorm(c_out)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, C, T), padding zero
         m = mask[:, None].to(x.dtype)
-        h = self.norm1(self.point1(self.depth1(x)).transpose(1, 2)).transpose(1, 2)
-        h = self.drop(torch.relu(h)) * m
-        h = self.norm2(self.point2(self.depth2(h)).transpose(1, 2)).transpose(1, 2)
+        h = self.drop(torch.relu(self.norm1(self.point1(self.depth1(x)), mask))) * m
+        h = self.norm2(self.point2(self.depth2(h)), mask)
         return torch.relu(h + self.skip(x)) * m
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -90,3 +90,13 @@ def early_stopping_split(codes: np.ndarray, groups, clip_ids, aug, fraction: flo
             log.warning("%s: no early stopping (%s); training for %d epochs", group, err, max_epochs)
     return (np.arange(len(codes)), np.arange(0),
             {"early_stopping": f"{reason}; trained for {group}.max_epochs={max_epochs}"})
+
+
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear from 0 to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + np.cos(np.pi * progress))
+    return factor
