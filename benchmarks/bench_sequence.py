@@ -12,7 +12,7 @@ fits a fold. Prints the CV wall time (extraction not included), fold-mean and po
 learned layer weights.
 
 Memory (``--memory``): 7442 clips (CREMA-D) of 2.6 s on average at 50 frames/s, 25 layers x 1024 dims
-(WavLM-Large, ``features.layers: all``) as a sparse memory-mapped frames.npy (~50 GB addressed,
+(WavLM-Large, ``features.layers: all``) as a sparse frames.npy (~50 GB addressed,
 nothing written), one epoch of ``attentive`` on it; prints the peak resident memory.
 """
 

@@ -3,7 +3,7 @@ vector per row, or frame offsets) and, for frame sequences (``features.pooling: 
 ``embeddings/frames.npy``, stored so that a corpus of them never has to fit in RAM.
 
 On disk: ``embeddings/frames.npy``, every clip's frames one after the other, shape
-(total frames, layers, dim), float16, read memory-mapped; ``offsets`` in features.npz says where
+(total frames, layers, dim), float16, read a clip at a time (:class:`FrameFile`); ``offsets`` in features.npz says where
 clip i starts and ends. :class:`FrameSet` is what the sequence classifiers take as X: indexing it
 selects clips without copying frames, and :meth:`FrameSet.batch` pads a few clips into one array.
 """
@@ -11,6 +11,7 @@ selects clips without copying frames, and :meth:`FrameSet.batch` pads a few clip
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class FrameSet:
 
     @classmethod
     def open(cls, path: str | Path, offsets: np.ndarray) -> FrameSet:
-        return cls(np.load(path, mmap_mode="r"), offsets)
+        return cls(FrameFile(path), offsets)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -132,6 +133,49 @@ class FrameSet:
         return digest.hexdigest()
 
 
+class FrameFile:
+    """A frames.npy read with positioned reads, slice by slice (``file[start:end]``). Unlike a memory
+    map, the pages read never count as this process's memory: the kernel's page cache holds them."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            self.shape, fortran, self.dtype = read_header(f)
+            self.start = f.tell()
+        if fortran:
+            raise ValueError(f"{path}: frames must be stored in C order")
+        self.ndim = len(self.shape)
+        self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self.fd = os.open(self.path, os.O_RDONLY)
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self[int(index):int(index) + 1][0]
+        start, stop, step = index.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("FrameFile reads contiguous frames only")
+        count = max(0, stop - start)
+        out = np.empty((count, *self.shape[1:]), self.dtype)
+        view, pos = memoryview(out).cast("B"), self.start + start * self.row_bytes
+        while len(view):
+            n = os.preadv(self.fd, [view], pos)
+            if n == 0:
+                raise OSError(f"{self.path}: truncated frames file")
+            view, pos = view[n:], pos + n
+        return out
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __del__(self):
+        if getattr(self, "fd", None) is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def as_rows(results: Sequence[np.ndarray]) -> np.ndarray | FrameSet:
     """What a classifier takes for these per-clip results: vectors stacked, or frame sequences as a FrameSet."""
     return np.stack(results) if results[0].ndim == 1 else FrameSet.from_list(results)
@@ -139,23 +183,24 @@ def as_rows(results: Sequence[np.ndarray]) -> np.ndarray | FrameSet:
 
 def write_frames(path: str | Path, clips: Iterable[np.ndarray], total: int, shape: tuple[int, int]) -> Path:
     """Write ``clips`` ((frames, *shape) each, ``total`` frames in all) one after the other into a
-    memory-mapped .npy at ``path``, atomically (a temp file, then a rename)."""
-    with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=FRAME_DTYPE, shape=(total, *shape))
-        pos = 0
+    .npy at ``path`` with plain writes (memory stays that of one clip), atomically (a temp file,
+    then a rename)."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(FRAME_DTYPE)), "fortran_order": False,
+              "shape": (total, *shape)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        written = 0
         for clip in clips:
-            out[pos:pos + len(clip)] = clip
-            pos += len(clip)
-        if pos != total:
-            raise ValueError(f"write_frames: got {pos} frames, expected {total}")
-        out.flush()
-        del out  # the temp file keeps the permissions atomic_path gave it
+            f.write(np.ascontiguousarray(clip, FRAME_DTYPE).tobytes())
+            written += len(clip)
+        if written != total:
+            raise ValueError(f"write_frames: got {written} frames, expected {total}")
     return Path(path)
 
 
 def read_embeddings(path: str | Path = "embeddings/features.npz"):
     """Load an embeddings npz: (X, meta with clip_id, label, speaker, aug per row). X is an array of
-    vectors, or, when the npz holds frame offsets, a memory-mapped :class:`FrameSet`
+    vectors, or, when the npz holds frame offsets, a :class:`FrameSet` read from disk clip by clip
     of ``frames.npy`` beside it."""
     with np.load(path, allow_pickle=False) as z:
         X = FrameSet.open(Path(path).with_name("frames.npy"), z["offsets"]) if "offsets" in z else z["X"]

@@ -9,7 +9,7 @@ from trained_fixtures import train_models
 from ser.artifacts import write_npz
 from ser.config import Params
 from ser.corpora import synthetic
-from ser.embeddings import FrameSet, as_rows, read_embeddings, write_frames
+from ser.embeddings import FrameFile, FrameSet, as_rows, read_embeddings, write_frames
 from ser.inference.predict import Predictor
 from ser.models import classifiers
 from ser.models.classifiers.sequence_inputs import spec_augment
@@ -40,13 +40,14 @@ def fitted(kind: str, seed: int = 0, **settings):
     return model, X, y
 
 
-def test_frames_round_trip_memory_mapped(tmp_path):
+def test_frames_round_trip_read_from_disk(tmp_path):
     X, _, meta = frame_data(clips=10)
     write_frames(tmp_path / "frames.npy", (X.clip(i) for i in range(len(X))), int(X.lengths.sum()), X.shape[1:])
     write_npz(tmp_path / "features.npz", offsets=X.offsets, clip_id=meta["clip_id"].to_numpy(str),
               label=meta["label"].to_numpy(str), speaker=meta["speaker"].to_numpy(str), aug=meta["aug"].to_numpy())
     back, meta_back = read_embeddings(tmp_path / "features.npz")
-    assert isinstance(back.frames, np.memmap) and back.shape == X.shape
+    assert isinstance(back.frames, FrameFile) and back.shape == X.shape
+    assert np.array_equal(np.load(tmp_path / "frames.npy"), X.frames)  # a plain .npy
     assert np.array_equal(back.clip(7), X.clip(7)) and list(meta_back["clip_id"]) == list(meta["clip_id"])
     sub = back[np.array([3, 1])]
     assert np.array_equal(sub.lengths, X.lengths[[3, 1]]) and np.array_equal(sub.clip(1), X.clip(1))
@@ -172,3 +173,15 @@ def test_extractors_without_frames_say_which_setting_to_change():
         features.build(Params(classifier="attentive", features={"extractor": "egemaps", "pooling": "none"}))
     with pytest.raises(ConfigError, match="mean_std does not apply to mfcc"):
         features.build(Params(features={"extractor": "mfcc", "pooling": "mean_std"}))
+
+
+@pytest.mark.parametrize("kind", ["attentive", "cnn_bilstm"])
+def test_optuna_searches_the_sequence_classifiers(kind, tmp_path):
+    from ser.models import tuning
+
+    X, y, meta = frame_data(clips=60)
+    params = Params(classifier=kind, features={"pooling": "none"}, **{kind: {**SHORT, "max_epochs": 2}},
+                    tune={"enabled": True, "n_trials": 2, "storage": f"sqlite:///{tmp_path}/optuna.db"})
+    found = tuning.tune(X, y, meta, params, tuning.study_name(params, tuning.fingerprint(X, meta, params), "fold0"))
+    assert found.n_trials == 2 and set(found.best_params) >= {"lr", "dropout", "mixup_p"}
+    assert getattr(tuning.with_overrides(params, found.best_params), kind).lr == found.best_params["lr"]

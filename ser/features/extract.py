@@ -156,7 +156,7 @@ def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failur
     """Rows in manifest order, aug 0 first; copies of a clip whose original is missing are left out too.
 
     Vectors are filled into one array in place (never a list of vectors plus a stacked copy); frames
-    are streamed from the cache into ``frames_path`` and come back memory-mapped.
+    are streamed from the cache into ``frames_path`` and come back as a FrameSet read from it.
     """
     found, rows, failed, kept = [], [], [], set()
     for aug in range(copies + 1):
