@@ -158,16 +158,27 @@ def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failur
     Vectors are filled into one array in place (never a list of vectors plus a stacked copy); frames
     are streamed from the cache into ``frames_path`` and come back as a FrameSet read from it.
     """
-    found, rows, failed, kept = [], [], [], set()
+    frames = frames_path is not None
+    found, rows, failed, kept = [], [], [], set()  # found: (cache key, frames) of each row
+    X, shape = np.zeros((0, 0), np.float32), None  # shape: of every vector, or of every frame
     for aug in range(copies + 1):
         for r in manifest.itertuples():
             if aug and r.clip_id not in kept:
                 continue
-            v = cache.get(r.sha1, aug, r.clip_id, mmap=True)
+            v = cache.get(r.sha1, aug, r.clip_id, mmap=frames)  # frames: only the header is read here
             if v is None:
                 failed.append((r.clip_id, r.path, aug, failures.get((r.clip_id, aug), "missing from the cache")))
                 continue
-            found.append(((r.sha1, aug, r.clip_id), v.shape))
+            if shape is None:
+                shape = v.shape[1:] if frames else v.shape
+                if not frames:
+                    X = np.empty((len(manifest) * (copies + 1), *shape), np.float32)
+            if (v.shape[1:] if frames else v.shape) != shape:
+                raise FeatureError(f"cached results of one extractor differ in shape ({shape} and {v.shape}): "
+                                   f"delete {cache.dir} and extract again")
+            if not frames:
+                X[len(rows)] = v
+            found.append(((r.sha1, aug, r.clip_id), len(v)))
             rows.append((r.clip_id, r.label, r.speaker, aug))
             if aug == 0:
                 kept.add(r.clip_id)
@@ -176,16 +187,8 @@ def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failur
         log.warning("left out %s%s (%s): %s", clip_id, f" copy {aug}" if aug else "", path, why)
     meta = pd.DataFrame(rows, columns=["clip_id", "label", "speaker", "aug"])
     failed = pd.DataFrame(failed, columns=["clip_id", "path", "aug", "reason"])
-    shapes = {shape if frames_path is None else shape[1:] for _, shape in found}  # a vector's, or a frame's
-    if len(shapes) > 1:
-        raise FeatureError(f"cached results of one extractor differ in shape ({sorted(shapes)[:3]}): "
-                           f"delete {cache.dir} and extract again")
-    if frames_path is None:
-        X = np.empty((len(found), *(shapes.pop() if shapes else (0,))), np.float32)
-        for i, (key, _) in enumerate(found):
-            X[i] = cache.get(*key)
-        return X, meta, failed
-    lengths = np.array([shape[0] for _, shape in found], np.int64)
-    per_frame = shapes.pop() if shapes else (0, 0)
-    write_frames(frames_path, (cache.get(*key) for key, _ in found), int(lengths.sum()), per_frame)
+    if not frames:
+        return X[: len(rows)], meta, failed
+    lengths = np.array([n for _, n in found], np.int64)
+    write_frames(frames_path, (cache.get(*key) for key, _ in found), int(lengths.sum()), shape or (0, 0))
     return FrameSet.open(frames_path, np.concatenate([[0], np.cumsum(lengths)])), meta, failed

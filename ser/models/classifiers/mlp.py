@@ -30,7 +30,14 @@ from tqdm.auto import tqdm
 from ser.artifacts import read_json, write_json
 from ser.models.classifiers import scaler_json
 from ser.models.classifiers.devices import torch_device, torch_threads
-from ser.models.classifiers.torch_training import EarlyStopping, balanced_weights, early_stopping_split, seeded, uar
+from ser.models.classifiers.torch_training import (  # noqa: F401 - NOT_THREAD_SAFE: read by ser.config
+    NOT_THREAD_SAFE,
+    EarlyStopping,
+    balanced_weights,
+    early_stopping_split,
+    seeded,
+    uar,
+)
 from ser.section import Section
 
 if TYPE_CHECKING:
@@ -46,10 +53,6 @@ WEIGHTS_FILE = "mlp.safetensors"
 CONFIG_FILE = "mlp.json"
 EVAL_BATCH = 8192
 SPACE_VERSION = 1  # bump when space() changes, so old studies are not resumed
-# why tune.n_jobs > 1 (trials in threads of one process) is refused for this classifier
-NOT_THREAD_SAFE = ("its fits change process-global torch state (the seed, the thread count, deterministic mode), "
-                   "so trials in parallel threads would be neither independent nor reproducible")
-
 EpochCallback = Callable[[int, float], None]
 
 
@@ -204,11 +207,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
                     record["val_loss"] = float(loss_fn(logits, yt[val_rows]))
                 record["val_uar"] = uar(codes[val], logits.argmax(1).cpu().numpy())
                 epochs.set_postfix(val_uar=f"{record['val_uar']:.3f}")
-            self.history_.append(record)
-            stop = stopping.update(self.module_, record)
-            if epoch_callback is not None and len(val):
-                epoch_callback(epoch, record["val_uar"])
-            if stop:
+            if stopping.epoch_done(self.module_, record, self.history_, epoch_callback):
                 break
         self.best_epoch_ = stopping.restore(self.module_)
         self.module_.eval()

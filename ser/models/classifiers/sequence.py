@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from ser.models.classifiers.devices import cpu_cores, torch_device
 from ser.models.classifiers.sequence_inputs import spec_augment, stride_frames
-from ser.models.classifiers.torch_training import (
+from ser.models.classifiers.torch_training import (  # noqa: F401 - NOT_THREAD_SAFE: read by ser.config
+    NOT_THREAD_SAFE,
     EarlyStopping,
     balanced_weights,
     early_stopping_split,
@@ -35,8 +36,6 @@ from ser.section import Section
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 64
-NOT_THREAD_SAFE = ("its fits change process-global torch state (the seed, the thread count, deterministic mode), "
-                   "so trials in parallel threads would be neither independent nor reproducible")
 
 
 class Recipe(Section):
@@ -88,7 +87,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             epoch_callback: EpochCallback | None = None) -> SequenceClassifier:
         import torch
 
-        s = self._settings()
+        self.params_ = s = self._settings()
         y = np.asarray(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         train, val, self.fit_facts_ = early_stopping_split(codes, groups, clip_ids, aug, s.validation_fraction,
@@ -96,8 +95,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = torch_device(s.device)
         if self.device_ == "cpu" and torch.get_num_threads() != cpu_cores():
             torch.set_num_threads(cpu_cores())  # convolutions, LSTMs and wide matmuls use every core
-        self.mean_, self.std_ = X[train].moments()
-        self.std_ = np.maximum(self.std_, 1e-5)
+        self._standardise_with(*X[train].moments())
         self.n_layers_, self.dim_ = X.shape[1], X.shape[2]
         with seeded(self.random_state, self.device_):
             self.module_ = self._network().to(self.device_)
@@ -112,19 +110,24 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     def _network(self):
         from ser.models import classifiers
 
-        return classifiers.get(self.kind).network(self._settings(), self.n_layers_, self.dim_, len(self.classes_))
+        return classifiers.get(self.kind).network(self.params_, self.n_layers_, self.dim_, len(self.classes_))
+
+    def _standardise_with(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """The per-(layer, dim) input statistics, and their tensors on ``device_``."""
+        import torch
+
+        self.mean_, self.std_ = mean, np.maximum(std, 1e-5)
+        self.shift_ = torch.from_numpy(self.mean_).to(self.device_)
+        self.scale_ = torch.from_numpy(1 / self.std_).to(self.device_)
 
     def _inputs(self, X, index, max_frames: int | None = None, rng: np.random.Generator | None = None):
         """Standardised, zero-padded batch tensors (x, lengths) of clips ``index`` on the device."""
         import torch
 
         x, lengths = X.batch(index, max_frames // X.stride if max_frames else None, rng)
-        stride = self._settings().frame_stride // X.stride  # 1 when X was strided in memory already
+        stride = self.params_.frame_stride // X.stride  # 1 when X was strided in memory already
         x, lengths = stride_frames(torch.from_numpy(x).to(self.device_).float(),
                                    torch.from_numpy(lengths).to(self.device_), stride)
-        if not hasattr(self, "shift_"):  # standardisation as tensors on the device, made once
-            self.shift_ = torch.from_numpy(self.mean_).to(self.device_)
-            self.scale_ = torch.from_numpy(1 / self.std_).to(self.device_)
         x.sub_(self.shift_).mul_(self.scale_)
         x.mul_((torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])[..., None, None])
         return x, lengths
@@ -191,11 +194,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                 record["val_loss"] = float(val_loss_fn(logits, yt[torch.from_numpy(val).to(dev)]))
                 record["val_uar"] = uar(codes[val], logits.argmax(1).cpu().numpy())
                 epochs.set_postfix(val_uar=f"{record['val_uar']:.3f}")
-            self.history_.append(record)
-            stop = stopping.update(self.module_, record)
-            if epoch_callback is not None and len(val):
-                epoch_callback(epoch, record["val_uar"])
-            if stop:
+            if stopping.epoch_done(self.module_, record, self.history_, epoch_callback):
                 break
         self.best_epoch_ = stopping.restore(self.module_)
         self.module_.eval()

@@ -39,12 +39,13 @@ def load(folder: Path) -> SequenceClassifier:
     model = SequenceClassifier(c["kind"], c["settings"], c["random_state"])
     model.classes_ = np.asarray(c["classes"])
     model.n_layers_, model.dim_ = c["layers"], c["dim"]
-    model.mean_, model.std_ = np.asarray(c["mean"], np.float32), np.asarray(c["std"], np.float32)
     model.best_epoch_, model.history_, model.fit_facts_ = c["best_epoch"], c["history"], c["fit_facts"]
+    model.params_ = model._settings()
     try:
-        model.device_ = torch_device(model._settings().device)
+        model.device_ = torch_device(model.params_.device)
     except ValueError:  # trained on a GPU this machine does not have
         model.device_ = "cpu"
+    model._standardise_with(np.asarray(c["mean"], np.float32), np.asarray(c["std"], np.float32))
     model.module_ = model._network()
     model.module_.load_state_dict(load_file(folder / WEIGHTS_FILE))
     model.module_.to(model.device_).eval()

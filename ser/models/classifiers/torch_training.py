@@ -14,6 +14,10 @@ from ser.models.cv import validation_split
 
 log = logging.getLogger(__name__)
 
+# why tune.n_jobs > 1 (trials in threads of one process) is refused for the torch classifiers
+NOT_THREAD_SAFE = ("its fits change process-global torch state (the seed, the thread count, deterministic mode), "
+                   "so trials in parallel threads would be neither independent nor reproducible")
+
 
 def balanced_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
     """n / (k · n_c) per class (0 for a class absent from training), as class_weight='balanced'."""
@@ -68,6 +72,15 @@ class EarlyStopping:
         else:
             self.waited += 1
         return self.waited >= self.patience
+
+    def epoch_done(self, module, record: dict, history: list[dict], epoch_callback=None) -> bool:
+        """Close one epoch: append ``record`` to ``history``, note it (:meth:`update`), report its
+        validation UAR to ``epoch_callback(epoch, val_uar)`` (tuning prunes on it); True to stop."""
+        history.append(record)
+        stop = self.update(module, record)
+        if epoch_callback is not None and record["val_uar"] is not None:
+            epoch_callback(record["epoch"], record["val_uar"])
+        return stop
 
     def restore(self, module) -> int:
         """Load the best epoch's weights into ``module``; return that epoch."""
