@@ -19,6 +19,7 @@ from ser.corpora import registry
 from ser.errors import ConfigError
 from ser.features import REGISTRY as EXTRACTORS
 from ser.models import classifiers
+from ser.preprocess.params import PreprocessParams, SileroParams  # noqa: F401 - the params.yaml groups
 from ser.section import Section as _Section
 
 
@@ -158,6 +159,7 @@ class _Params(_Section):
     dataset: str = "cremad"
     data: DataParams = DataParams()
     synthetic: SyntheticParams = SyntheticParams()
+    preprocess: PreprocessParams = PreprocessParams()
     features: FeatureParams = FeatureParams()
     augment: AugmentParams = AugmentParams()
     classifier: str = "svm"
@@ -201,8 +203,8 @@ def _choice(key: str, value: str, choices: dict) -> None:
 def load_params(path: str | Path = "params.yaml", need_data: bool = False) -> Params:
     """Read and validate params.yaml; raise ConfigError naming the key and the fix.
 
-    ``need_data`` also checks that a local corpus folder (or the folder dataset's CSV) exists:
-    prepare passes it, since the other stages never read the raw corpus.
+    ``need_data`` also checks that a local corpus folder (or the folder dataset's CSV) and a Demucs
+    checkpoint exist: prepare passes it, so they fail before any clip is read.
     """
     path = Path(path)
     try:
@@ -220,6 +222,9 @@ def load_params(path: str | Path = "params.yaml", need_data: bool = False) -> Pa
             registry.check(params, need_data=True)
         except ValueError as err:
             raise ConfigError(f"{path}: {err}") from None
+        checkpoint = params.preprocess.demucs_checkpoint
+        if params.preprocess.denoise == "demucs" and not Path(checkpoint).expanduser().is_file():
+            raise ConfigError(f"{path}: preprocess.demucs_checkpoint: {checkpoint} is not a file")
     return params
 
 

@@ -2,6 +2,7 @@
 
     python -m stages.predict clip.wav recordings/ [--models models] [--output out.csv|out.json]
         [--encoder PATH]  # the encoder folder of training, when it has moved
+        [--denoiser PATH]  # the Demucs checkpoint of training (preprocess.denoise: demucs), when it has moved
 
 Exit code: 0 all files predicted, 1 some failed (each says why), 2 usage or model error.
 """
@@ -40,6 +41,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--encoder", metavar="PATH",
                     help="neural extractors: the training encoder's folder, when it is no longer where it was "
                          "trained (its weights must be the same)")
+    ap.add_argument("--denoiser", metavar="PATH",
+                    help="preprocess.denoise: demucs: the training checkpoint's file, when it has moved (the same "
+                         "weights)")
     ap.add_argument("--quiet", "-q", action="store_true", help="do not print the table")
     args = ap.parse_args(argv)
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
@@ -57,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         options = {"batch_seconds": args.batch_seconds} if args.batch_seconds else {}
-        predictor = Predictor.load(args.models, args.segment_seconds, args.device, args.encoder, top_db=args.top_db,
-                                   workers=max(1, args.workers), **options)
+        predictor = Predictor.load(args.models, args.segment_seconds, args.device, args.encoder, args.denoiser,
+                                   top_db=args.top_db, workers=max(1, args.workers), **options)
     except SerError as err:
         log.error("%s", err)
         return 2

@@ -293,7 +293,7 @@ def test_windows_from_blocks_are_those_of_the_whole_wave():
     and the windows cut from blocks are those (and the samples) of the wave in memory."""
     import librosa
 
-    from ser.inference.segment import Loudness, cut, plan, voiced, windows
+    from ser.inference.segment import Loudness, cut, loud_parts, plan, voiced, windows
 
     rng = np.random.default_rng(2)
     for sr in [16000, 22050, 8000]:
@@ -314,7 +314,7 @@ def test_windows_from_blocks_are_those_of_the_whole_wave():
                                                                hop_length=loudness.hop)[0])
         split = librosa.effects.split(wave, top_db=30, frame_length=loudness.frame, hop_length=loudness.hop)
         assert voiced(rms, n, loudness.hop, 30) == split.tolist()
-        spans = plan(rms, n, sr, 3.0, target_seconds=2.0)
+        spans = plan(loud_parts(rms, n, sr, 30), n, sr, 3.0, target_seconds=2.0)
         streamed = list(cut(parts, spans, n, int(0.8 * sr)))
         assert [s for s, _ in streamed] == windows(wave, sr, 3.0, min_seconds=0.8, target_seconds=2.0)
         assert len(streamed) > 5 and all(np.array_equal(w, wave[s:e]) for (s, e), w in streamed)

@@ -49,8 +49,36 @@ class Extractor(Protocol):
 
 
 def build(params) -> Extractor:
-    """The extractor named by ``features.extractor`` (neural ones load their model here, before any work)."""
-    return importlib.import_module(REGISTRY[params.features.extractor]).build(params)
+    """The extractor named by ``features.extractor`` (neural ones load their model here, before any work),
+    behind the ``preprocess`` chain when one is set (:class:`Preprocessed`)."""
+    extractor = importlib.import_module(REGISTRY[params.features.extractor]).build(params)
+    if not params.preprocess.active:
+        return extractor
+    from ser.preprocess.pipeline import Preprocessor
+
+    return Preprocessed(extractor, Preprocessor(params.preprocess, extractor.sample_rate))
+
+
+def preprocessor(extractor: Extractor) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The chain the clip readers apply to each wave before augmentation and ``transform`` (None: none)."""
+    return getattr(extractor, "preprocess", None)
+
+
+class Preprocessed:
+    """An extractor whose clips are cleaned first (``preprocess``, run by the clip readers, not by
+    ``transform``); its identity holds the chain's, so the cache, the model card and predict carry it."""
+
+    def __init__(self, extractor: Extractor, preprocess: Callable[[np.ndarray], np.ndarray]):
+        self.extractor, self.preprocess = extractor, preprocess
+
+    def __getattr__(self, name: str):
+        return getattr(self.extractor, name)
+
+    def identity(self) -> dict:
+        return {**self.extractor.identity(), "preprocess": self.preprocess.identity()}
+
+    def transform(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        return self.extractor.transform(waves)
 
 
 def identity(extractor: str, libraries: tuple[str, ...], **settings) -> dict:

@@ -80,22 +80,26 @@ WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".pt")  # weights, config an
 
 def fingerprint(name: str) -> str:
     """A content hash of the checkpoint's files (weights, config, preprocessor config): of the folder
-    ``name``, or of the hub model's cached snapshot. The same weights give the same fingerprint
+    ``name`` (or that one file), or of the hub model's cached snapshot. The same weights give the same fingerprint
     wherever they lie; reading them costs about a second per GB."""
     folder = Path(name).expanduser()
-    if not folder.is_dir():
+    if folder.is_file():  # a single weights file (the Demucs denoiser's)
+        files = [folder]
+    elif not folder.is_dir():
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(name, "config.json")
         if not isinstance(cached, str):
             raise unavailable(name, "it is not in the local Hugging Face cache, so its weights cannot be fingerprinted")
         folder = Path(cached).parent  # .../snapshots/<commit>/, links to the downloaded files
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if folder.is_dir():
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
         raise unavailable(name, f"{folder} holds no weight or config files")
     digest = hashlib.sha1()
     for path in files:
-        digest.update(path.name.encode())
+        if len(files) > 1 or folder.is_dir():  # a lone weights file may be renamed
+            digest.update(path.name.encode())
         with open(path, "rb") as f:
             while chunk := f.read(1 << 22):
                 digest.update(chunk)

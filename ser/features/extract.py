@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ser.config import AugmentParams, Params
 from ser.corpora.audio import load
 from ser.embeddings import FrameSet, write_frames
 from ser.errors import FeatureError
-from ser.features import Extractor
+from ser.features import Extractor, preprocessor
 from ser.features.augment import Augmenter
 from ser.features.cache import EmbeddingCache
 from ser.features.stream import Job, embed_stream, padding, reason
@@ -82,7 +83,8 @@ def feature_params(params: Params) -> dict:
     """The sections of ``params`` that rebuild the extractor and its input checks (features.json and
     the model card keep them, so predict computes what training did, whatever params.yaml says now)."""
     return {"features": params.features.model_dump(mode="json"),
-            "data": params.data.model_dump(mode="json", include={"sample_rate", "min_duration", "silence_dbfs"})}
+            "data": params.data.model_dump(mode="json", include={"sample_rate", "min_duration", "silence_dbfs"}),
+            "preprocess": params.preprocess.model_dump(mode="json")}
 
 
 @dataclass
@@ -114,8 +116,10 @@ def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augme
     if not todo:
         return failures, stats
 
+    clean = cleaner(extractor, cache.dir.parent)
+
     def read(job: Job) -> np.ndarray:
-        wave = load(job.path, sr)
+        wave = clean(job) if clean else load(job.path, sr)
         return augmenter(wave, job.clip_id, job.aug) if job.aug else wave
 
     def waves(job: Job, wave: np.ndarray | Exception):
@@ -149,6 +153,31 @@ def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augme
              stats["audio_seconds"], stats["seconds"], stats["audio_seconds"] / max(stats["seconds"], 1e-9),
              100 * stats["padded_fraction"])
     return failures, stats
+
+
+def cleaner(extractor: Extractor, cache_root: Path) -> Callable[[Job], np.ndarray] | None:
+    """``clean(job)``: the clip read and preprocessed (``preprocess``), or None when there is no chain.
+
+    With a denoiser the cleaned audio is cached (float32, ``<cache_root>/audio-<hash>/``): denoising
+    costs about as much as the encoder (benchmarks/bench_preprocess.py), and augmented copies and other
+    extractors start from the same cleaned clip. VAD and level alone recompute (200x real time).
+    """
+    chain = preprocessor(extractor)
+    if chain is None:
+        return None
+    sr = extractor.sample_rate
+    store = EmbeddingCache(cache_root, {"extractor": "audio", **chain.identity()}) \
+        if chain.identity().get("denoise") else None
+
+    def clean(job: Job) -> np.ndarray:
+        wave = store.get(job.sha1) if store else None
+        if wave is None:
+            wave = chain(load(job.path, sr))
+            if store:
+                store.put(wave, job.sha1)
+        return wave
+
+    return clean
 
 
 def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failures: dict[tuple[str, int], str],

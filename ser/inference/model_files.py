@@ -17,9 +17,11 @@ from ser.errors import ConfigError, FeatureError, ModelError
 from ser.models.model_card import ModelCard, check_identity
 
 
-def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder: str | None) -> tuple[Any, Any]:
-    """The training extractor rebuilt from the card's feature params (``device``, ``encoder`` replace
-    features.device and features.model), refused unless its identity is the training one."""
+def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder: str | None,
+                      denoiser: str | None = None) -> tuple[Any, Any]:
+    """The training extractor rebuilt from the card's feature params (``device``, ``encoder``, ``denoiser``
+    replace features.device, features.model and preprocess.demucs_checkpoint), refused unless its identity
+    is the training one."""
     from pydantic import ValidationError
 
     from ser import features
@@ -28,6 +30,8 @@ def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder
     raw = dict(card.feature_params)
     overrides = {k: v for k, v in (("device", device), ("model", encoder)) if v}
     raw["features"] = {**raw.get("features", {}), **overrides}
+    if denoiser:
+        raw["preprocess"] = {**raw.get("preprocess", {}), "demucs_checkpoint": denoiser}
     raw["classifier"] = card.classifier  # vectors or frames: checked against features.pooling
     try:
         params = Params.model_validate(raw)
@@ -41,6 +45,9 @@ def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder
     except FeatureError as err:  # the encoder folder moved, or a hub model is not cached here
         raise ModelError(f"{folder}/model.json: {err}\nIf the encoder now lies elsewhere, pass its folder with "
                          "--encoder PATH") from None
+    except FileNotFoundError as err:  # the Demucs checkpoint of preprocess.denoise moved
+        raise ModelError(f"{folder}/model.json: {err}\nIf it now lies elsewhere, pass it with --denoiser PATH"
+                         ) from None
     check_identity(extractor.identity(), card.identity, folder)
     _check_dim(extractor, card.dim, folder)
     return extractor, params

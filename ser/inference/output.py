@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ser.inference.predict import FileResult
+from ser.inference.files import FileResult
 
 
 def rows(result: FileResult, labels: list[str]) -> list[dict]:

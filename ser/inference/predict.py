@@ -9,6 +9,10 @@ fits in one block (``block_seconds``); a longer one is read again, block by bloc
 are cut, so memory is bounded by blocks and batches of audio however long the files. One
 :class:`FileResult` per input comes back in input order, with an error instead of a guess for
 missing, undecodable, empty, too short or silent input.
+
+With a ``preprocess`` chain in the model card (:mod:`ser.preprocess`), a file that fits in one window is
+cleaned whole, as training cleaned each clip; a longer one is cut at Silero's speech boundaries (with
+``vad: silero``) and each window is cleaned; a window the VAD finds silent is left out of the result.
 """
 
 from __future__ import annotations
@@ -17,94 +21,21 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ser.corpora.audio import AUDIO_EXTENSIONS, EMPTY, AudioCheck, audio_files, decode_error, undecodable
+from ser.corpora.audio import EMPTY, decode_error, undecodable
 from ser.embeddings import as_rows
-from ser.inference.segment import Loudness, cut, plan
+from ser.features import preprocessor
+from ser.features.stream import reason
+from ser.inference.files import NO_SPEECH, FileResult, Loaded, Segment, Survey, collect  # noqa: F401
+from ser.inference.segment import cut, loud_parts, plan
 from ser.models.model_card import ModelCard
+from ser.preprocess.pipeline import NoSpeech
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Segment:
-    """Calibrated class probabilities of one window of a file (times in seconds)."""
-
-    start: float
-    end: float
-    proba: np.ndarray
-
-
-@dataclass
-class FileResult:
-    """One input: an utterance-level ``proba`` (duration-weighted mean of its segments) or an ``error``."""
-
-    path: str
-    duration: float = 0.0
-    error: str = ""
-    segments: list[Segment] = field(default_factory=list)
-    segmented: bool = False  # longer than the window, so cut into segments
-    proba: np.ndarray | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-
-def collect(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
-    """``(path, error)`` per input: folders expand recursively to their audio files
-    (``ser.corpora.audio.audio_files``, as corpus scanning lists them); a file named explicitly is tried
-    whatever its extension; a missing path gets an error."""
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = audio_files(p)
-            out.extend((str(f), "") for f in found)
-            if not found:
-                out.append((str(p), f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"))
-        elif p.exists():
-            out.append((str(p), ""))
-        else:
-            out.append((str(p), "not found"))
-    return out
-
-
-@dataclass
-class _Loaded:
-    path: str
-    error: str = ""
-    duration: float = 0.0
-    n: int = 0  # samples
-    planned: list[tuple[int, int]] = field(default_factory=list)  # windows before their edges settle
-    wave: np.ndarray | None = None  # the samples, when the file came in one block
-    spans: list[tuple[int, int]] = field(default_factory=list)
-    proba: list[np.ndarray | str | None] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return all(p is not None for p in self.proba)
-
-
-class _Survey:
-    """What a first pass over a recording's blocks tells: the audio check, the frame loudness, and
-    the samples themselves while there are at most ``keep`` of them."""
-
-    def __init__(self, sample_rate: int, keep: int):
-        self.check, self.loudness, self.keep = AudioCheck(sample_rate), Loudness(sample_rate), keep
-        self.kept: list[np.ndarray] | None = []
-
-    def add(self, block: np.ndarray) -> None:
-        self.check.add(block)
-        self.loudness.add(block)
-        self.kept = self.kept + [block] if self.kept is not None and self.check.n <= self.keep else None
-
-    def wave(self) -> np.ndarray | None:
-        return np.concatenate(self.kept) if self.kept else None
 
 
 class Predictor:
@@ -120,14 +51,16 @@ class Predictor:
         self.min_seconds, self.silence_dbfs, self.top_db = min_seconds, silence_dbfs, top_db
         self.batch_seconds, self.workers, self.block_seconds = batch_seconds, max(1, workers), block_seconds
         self.sample_rate = int(extractor.sample_rate)
+        self.chain = preprocessor(extractor)  # the training run's preprocess chain, or None
 
     @classmethod
     def load(cls, folder: str | Path = "models", segment_seconds: float | None = None, device: str | None = None,
-             encoder: str | None = None, **options: Any) -> Predictor:
+             encoder: str | None = None, denoiser: str | None = None, **options: Any) -> Predictor:
         """Load ``folder`` (model.json, the classifier's files); raise ModelError if unusable.
 
         ``device`` overrides the training run's ``features.device``, ``encoder`` its
-        ``features.model`` (an encoder folder that moved); the rebuilt extractor's identity must
+        ``features.model`` (an encoder folder that moved), ``denoiser`` its
+        ``preprocess.demucs_checkpoint``; the rebuilt extractor's identity must
         still be the training one.
         """
         from ser.inference.model_files import load_classifier, rebuild_extractor
@@ -135,7 +68,7 @@ class Predictor:
 
         folder = Path(folder)
         card = model_card.read(folder)
-        extractor, params = rebuild_extractor(card, folder, device, encoder)
+        extractor, params = rebuild_extractor(card, folder, device, encoder, denoiser)
         model = load_classifier(folder, card.classifier, card.dim)
         options.setdefault("batch_seconds", params.features.batch_seconds)
         options.setdefault("min_seconds", params.data.min_duration)
@@ -148,38 +81,61 @@ class Predictor:
 
     # -- per file -------------------------------------------------------------------------------
 
-    def _read(self, item: tuple[str, str]) -> _Loaded:
+    def _read(self, item: tuple[str, str]) -> Loaded:
         """First pass over one file (runs in a reader thread): decode, check, plan its windows."""
         from ser.features.stream import blocks
 
         path, error = item
         if error:
-            return _Loaded(path, error)
+            return Loaded(path, error)
         sr = self.sample_rate
-        survey = _Survey(sr, int(self.block_seconds * sr))
+        vad = self.chain.p if self.chain and self.chain.p.vad != "none" else None
+        survey = Survey(sr, int(max(self.block_seconds, self.window_seconds) * sr), vad is not None)
         try:
             if os.path.getsize(path) == 0:
-                return _Loaded(path, EMPTY)
+                return Loaded(path, EMPTY)
             for block in blocks(path, sr, self.block_seconds):
                 survey.add(block)
         except FileNotFoundError:
-            return _Loaded(path, "not found")
+            return Loaded(path, "not found")
         except Exception as err:  # noqa: BLE001 - libsndfile raises several types for bad input
-            return _Loaded(path, undecodable(err))
+            return Loaded(path, undecodable(err))
         n = survey.check.n
         reason = survey.check.reason(self.min_seconds, self.silence_dbfs)
         if reason:
-            return _Loaded(path, reason, n / sr)
-        planned = plan(survey.loudness.finish(), n, sr, self.window_seconds, self.top_db, self.target_seconds)
-        return _Loaded(path, "", n / sr, n, planned, survey.wave())
+            return Loaded(path, reason, n / sr)
+        parts = survey.speech.regions(vad.silero, self.window_seconds) if vad else \
+            loud_parts(survey.loudness.finish(), n, sr, self.top_db)
+        planned = plan(parts, n, sr, self.window_seconds, self.target_seconds)
+        if self.chain and planned == [(0, n)]:  # predicted whole: cleaned here, as training cleaned each clip
+            try:
+                return Loaded(path, "", n / sr, n, planned, self.chain(survey.wave()), clean=True)
+            except Exception as err:  # noqa: BLE001 - no speech, too short to normalise, a denoiser failure
+                return Loaded(path, reason(err), n / sr)
+        return Loaded(path, "", n / sr, n, planned, survey.wave())
 
-    def _windows(self, item: _Loaded) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
-        """``(span, samples)`` of each window of a file: from the kept samples, or a second read."""
+    def _windows(self, item: Loaded) -> Iterator[tuple[int, tuple[int, int], np.ndarray]]:
+        """``(index, span, samples)`` of each window of a file (cleaned by the preprocess chain): from the
+        kept samples, or a second read."""
         from ser.features.stream import blocks
 
+        if item.clean:
+            wave, item.wave = item.wave, None
+            yield 0, (0, item.n), wave
+            return
         source = [item.wave] if item.wave is not None else blocks(item.path, self.sample_rate, self.block_seconds)
         item.wave = None
-        return cut(source, item.planned, item.n, int(self.min_seconds * self.sample_rate))
+        for k, (span, wave) in enumerate(cut(source, item.planned, item.n, int(self.min_seconds * self.sample_rate))):
+            if self.chain:
+                try:
+                    wave = self.chain(wave)
+                except NoSpeech:
+                    item.proba[k] = NO_SPEECH  # a window the VAD finds silent is left out of the file's result
+                    continue
+                except Exception as err:  # noqa: BLE001 - a denoiser or normalisation failure fails this window
+                    item.proba[k] = reason(err)
+                    continue
+            yield k, span, wave
 
     def _classify(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (len(X), K) in ``labels`` order."""
@@ -201,15 +157,15 @@ class Predictor:
         """
         from ser.features.stream import embed_stream
 
-        pending: deque[_Loaded] = deque()
+        pending: deque[Loaded] = deque()
 
-        def windows(entry: tuple[str, str], item: _Loaded | Exception) -> Iterator[tuple[tuple, np.ndarray]]:
+        def windows(entry: tuple[str, str], item: Loaded | Exception) -> Iterator[tuple[tuple, np.ndarray]]:
             if isinstance(item, Exception):  # _read reports problems itself; this is a bug guard
-                item = _Loaded(entry[0], f"{type(item).__name__}: {item}")
+                item = Loaded(entry[0], f"{type(item).__name__}: {item}")
             item.spans, item.proba = list(item.planned), [None] * len(item.planned)
             pending.append(item)
             try:
-                for k, (span, wave) in enumerate(self._windows(item)):
+                for k, span, wave in self._windows(item):
                     item.spans[k] = span
                     yield (item, k), wave
             except Exception as err:  # noqa: BLE001 - the second read failed: the file changed or vanished
@@ -229,15 +185,16 @@ class Predictor:
         while pending:
             yield self._result(pending.popleft())
 
-    def _result(self, item: _Loaded) -> FileResult:
+    def _result(self, item: Loaded) -> FileResult:
         sr = self.sample_rate
         result = FileResult(item.path, round(item.duration, 3), item.error,
                             segmented=item.duration > self.window_seconds)
         failed = [p for p in item.proba if isinstance(p, str)]
-        if result.error or failed:
-            result.error = result.error or failed[0]
+        speech = [(span, p) for span, p in zip(item.spans, item.proba) if p is not NO_SPEECH]
+        if result.error or failed or not speech:
+            result.error = result.error or (failed[0] if failed else "no speech found by Silero VAD in any window")
             return result
-        result.segments = [Segment(round(s / sr, 3), round(e / sr, 3), p) for (s, e), p in zip(item.spans, item.proba)]
-        weights = np.array([e - s for s, e in item.spans], dtype=float)
-        result.proba = np.average(np.stack(item.proba), axis=0, weights=weights)
+        result.segments = [Segment(round(s / sr, 3), round(e / sr, 3), p) for (s, e), p in speech]
+        weights = np.array([e - s for (s, e), _ in speech], dtype=float)
+        result.proba = np.average(np.stack([p for _, p in speech]), axis=0, weights=weights)
         return result

