@@ -2,6 +2,12 @@
 
     python benchmarks/bench_preprocess.py speed --data ../shared/data/ravdess-speech-16k --whisper /tmp/whisper-base
     python benchmarks/bench_preprocess.py noise --data ../shared/data/ravdess-speech-16k --whisper /tmp/whisper-base
+    python benchmarks/bench_preprocess.py vad --data ../shared/data/ravdess-speech-16k
+
+vad: where the VAD should listen. On ``--clips`` clean clips, how many keep no speech region when Silero
+hears DeepFilterNet3's output; then on noisy copies (white, babble; 0 and 5 dB) the share of the clean
+clip's speech regions that Silero's regions cover, and the clips left with none, hearing the noisy input
+against hearing it denoised.
 
 speed: on ``--clips`` RAVDESS clips, one thread each: Silero VAD, DeepFilterNet3 (a fresh runtime state
 per clip, its ~0.3 s set-up included) and Demucs DNS64 (random weights of the DNS64 shape) in x real
@@ -15,7 +21,7 @@ clips of its training speakers and tested on its test speakers' clips mixed with
 SNR: white noise, and babble (6 clips of other speakers summed). The SNR is that of the speech: the
 clip's power over its active 25 ms frames (within 30 dB of the loudest). For MFCC statistics and
 Whisper-base layer 3, with no chain and with ``denoise: deepfilternet`` + ``vad: silero`` (applied to
-training and test clips alike). To keep it to about half an hour, every ``--every``-th test clip of each
+training and test clips alike). To keep it to about half an hour, every ``--every``-th (6th) test clip of each
 fold is mixed (all of them are clean-tested too). A clip the chain rejects (no speech found) counts as
 wrong. Prints one table (UAR) and writes it as JSON with ``--out``.
 """
@@ -204,19 +210,54 @@ def speed_run(args) -> None:
               f"({heard:.0f} s read, {s['audio_seconds']:.0f} s embedded, in {s['seconds']:.0f} s)", flush=True)
 
 
+def vad_run(args) -> None:
+    from ser.config import PreprocessParams
+    from ser.preprocess import vad
+    from ser.preprocess.deepfilternet import DeepFilterNet
+
+    params = params_for(args.data, None, "mfcc", {})
+    manifest, _, _ = prepare(params)
+    manifest = manifest.reset_index(drop=True)
+    listed = manifest.sample(args.clips, random_state=0)
+    silero, dfn, rng = PreprocessParams().silero, DeepFilterNet(SR), np.random.default_rng(0)
+
+    def cover(found: list, truth: list) -> float:
+        hit = sum(max(0, min(e, e2) - max(s, s2)) for s, e in found for s2, e2 in truth)
+        return hit / max(1, sum(e - s for s, e in truth))
+
+    clean = {r.clip_id: load(r.path, SR) for r in listed.itertuples()}
+    truth = {c: vad.speech_regions(w, SR, silero) for c, w in clean.items()}
+    lost = [c for c, w in clean.items() if not vad.speech_regions(dfn(w), SR, silero)]
+    print(f"{len(clean)} clean clips: Silero finds speech in {sum(map(bool, truth.values()))} as read, and none in "
+          f"{len(lost)} once denoised by DeepFilterNet3 ({', '.join(lost)})", flush=True)
+    for kind in ("white", "babble"):
+        for snr in (0, 5):
+            got = {"noisy input": [], "denoised": []}
+            for r in listed.itertuples():
+                noise = babble(manifest, r.speaker, len(clean[r.clip_id]), rng) if kind == "babble" else \
+                    rng.standard_normal(len(clean[r.clip_id])).astype(np.float32)
+                x = mix(clean[r.clip_id], noise, snr)
+                got["noisy input"].append(vad.speech_regions(x, SR, silero))
+                got["denoised"].append(vad.speech_regions(dfn(x), SR, silero))
+            print(f"{kind} {snr} dB: " + "; ".join(
+                f"hearing the {name}: covers {np.mean([cover(f, truth[c]) for f, c in zip(found, clean)]):.2f} "
+                f"of the speech, {sum(not f for f in found)} clips with none" for name, found in got.items()),
+                flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["speed", "noise"])
+    parser.add_argument("mode", choices=["speed", "noise", "vad"])
     parser.add_argument("--data", type=Path, required=True, help="RAVDESS speech folder")
     parser.add_argument("--whisper", type=Path, help="Whisper-base folder (../shared/tools/whisper_base_offline.py)")
-    parser.add_argument("--clips", type=int, default=60, help="speed: clips to time")
-    parser.add_argument("--every", type=int, default=4, help="noise: mix every n-th test clip of each fold")
+    parser.add_argument("--clips", type=int, default=60, help="speed, vad: clips to use")
+    parser.add_argument("--every", type=int, default=6, help="noise: mix every n-th test clip of each fold")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_preprocess")
     parser.add_argument("--out", type=Path, help="noise: write the table as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs", flush=True)
-    (speed_run if args.mode == "speed" else noise_run)(args)
+    {"speed": speed_run, "noise": noise_run, "vad": vad_run}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ class SileroParams(_Section):
 
 
 class PreprocessParams(_Section):
-    """Applied to every clip before augmentation and features, in this order: denoise, vad, normalize
-    (:mod:`ser.preprocess`); part of the feature identity, so predict applies the same."""
+    """Applied to every clip before augmentation and features, in this order: vad finds the speech on the
+    input, denoise cleans the clip, the speech is kept, normalize (:mod:`ser.preprocess.pipeline`); part of
+    the feature identity, so predict applies the same."""
 
     denoise: Literal["none", "deepfilternet", "demucs"] = "none"
     demucs_checkpoint: str | None = Field(None, description="denoise: demucs: the DNS64 (or any Demucs) weights file")
