@@ -212,6 +212,9 @@ def test_predict_applies_the_training_chain_and_cuts_long_files_at_speech(tmp_pa
         assert any(overlap(span, s) for s in speech), (span, speech)
     assert long_result.segments[-1].end < len(long) / SR - 7  # the trailing 8 s of silence is no window
     assert not noise_result.ok and "no speech" in noise_result.error
+    sf.write(tmp_path / "short-noise.wav", 0.02 * np.random.default_rng(1).standard_normal(SR), SR)
+    (short,) = predictor.predict([tmp_path / "short-noise.wav"])  # one window, cleaned whole: the chain's reason
+    assert short.error == "NoSpeech: no speech found by Silero VAD (preprocess.silero.threshold 0.5)"
 
 
 def test_a_moved_demucs_checkpoint_is_named_and_given_with_denoiser(tmp_path):

@@ -98,7 +98,7 @@ def fingerprint(name: str) -> str:
         raise unavailable(name, f"{folder} holds no weight or config files")
     digest = hashlib.sha1()
     for path in files:
-        if len(files) > 1 or folder.is_dir():  # a lone weights file may be renamed
+        if folder.is_dir():  # a lone weights file may be renamed
             digest.update(path.name.encode())
         with open(path, "rb") as f:
             while chunk := f.read(1 << 22):

@@ -165,9 +165,8 @@ def cleaner(extractor: Extractor, cache_root: Path) -> Callable[[Job], np.ndarra
     chain = preprocessor(extractor)
     if chain is None:
         return None
-    sr = extractor.sample_rate
-    store = EmbeddingCache(cache_root, {"extractor": "audio", **chain.identity()}) \
-        if chain.identity().get("denoise") else None
+    sr, identity = extractor.sample_rate, chain.identity()
+    store = EmbeddingCache(cache_root, {"extractor": "audio", **identity}) if identity.get("denoise") else None
 
     def clean(job: Job) -> np.ndarray:
         wave = store.get(job.sha1) if store else None

@@ -101,9 +101,9 @@ class Predictor:
         except Exception as err:  # noqa: BLE001 - libsndfile raises several types for bad input
             return Loaded(path, undecodable(err))
         n = survey.check.n
-        reason = survey.check.reason(self.min_seconds, self.silence_dbfs)
-        if reason:
-            return Loaded(path, reason, n / sr)
+        problem = survey.check.reason(self.min_seconds, self.silence_dbfs)
+        if problem:
+            return Loaded(path, problem, n / sr)
         parts = survey.speech.regions(vad.silero, self.window_seconds) if vad else \
             loud_parts(survey.loudness.finish(), n, sr, self.top_db)
         planned = plan(parts, n, sr, self.window_seconds, self.target_seconds)

@@ -46,6 +46,7 @@ class Preprocessor:
             from ser.preprocess.vad import session
 
             session()  # load the model now, not in the first clip
+        self._identity = self._describe()  # once: the Demucs fingerprint reads the whole checkpoint
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         p, spans = self.p, None
@@ -73,6 +74,9 @@ class Preprocessor:
 
     def identity(self) -> dict:
         """What decides the preprocessed audio: the settings that apply, model fingerprints, library versions."""
+        return dict(self._identity)
+
+    def _describe(self) -> dict:
         p, out, libraries = self.p, {"sample_rate": self.sample_rate, "version": PREPROCESS_VERSION}, ["soxr"]
         if p.denoise != "none":
             out["denoise"] = p.denoise
