@@ -143,6 +143,7 @@ class TuneParams(_Section):
 class CvParams(_Section):
     folds: int = Field(5, ge=2)
     group_by: Literal["speaker", "none"] = "speaker"
+    max_folds: int | None = Field(None, ge=1, description="evaluate only the first N folds (labelled so); null: all")
 
 
 class UmapParams(_Section):
@@ -172,12 +173,15 @@ class _Params(_Section):
         _choice("dataset", self.dataset, registry.REGISTRY)
         _choice("features.extractor", self.features.extractor, EXTRACTORS)
         _choice("classifier", self.classifier, classifiers.REGISTRY)
-        frames = _takes_frames(self.classifier)
-        if frames != (self.features.pooling == "none"):
+        frames = classifiers.takes_frames(self.classifier)
+        if not classifiers.takes_audio(self.classifier) and frames != (self.features.pooling == "none"):
             raise ValueError(f"classifier {self.classifier} takes " + (
                 "frame sequences: set features.pooling: none (and features.layers: all to learn the layer weights)"
                 if frames else f"one vector per clip: set features.pooling to mean or mean_std (it is none), or use "
-                f"a sequence classifier ({', '.join(n for n in classifiers.REGISTRY if _takes_frames(n))})"))
+                f"a sequence classifier ({', '.join(n for n in classifiers.REGISTRY if classifiers.takes_frames(n))})"))
+        check = getattr(classifiers.get(self.classifier), "check", None)
+        if check:
+            check(self)
         unsafe = getattr(classifiers.get(self.classifier), "NOT_THREAD_SAFE", None)
         if self.tune.n_jobs > 1 and unsafe:
             raise ValueError(f"tune.n_jobs: {self.tune.n_jobs} threads cannot tune {self.classifier}: {unsafe}. "
@@ -191,8 +195,14 @@ Params = create_model("Params", __base__=_Params, __module__=__name__, __doc__="
                       **{name: (group, group()) for name, group in _CLASSIFIER_GROUPS.items()})
 
 
-def _takes_frames(name: str) -> bool:
-    return getattr(classifiers.get(name), "TAKES_FRAMES", False)
+def route(params: Params) -> dict:
+    """data/route.json (the route stage): what extract and train run on. ``embeddings`` for every frozen
+    classifier (one constant, so switching among them re-runs neither extract nor, via this file,
+    anything else); the audio and the fine-tuning params for a classifier that trains the encoder."""
+    if classifiers.takes_audio(params.classifier):
+        return {"input": "audio", "classifier": params.classifier,
+                "finetune": params.finetune.model_dump(mode="json")}
+    return {"input": "embeddings"}
 
 
 def _choice(key: str, value: str, choices: dict) -> None:

@@ -35,9 +35,10 @@ class FrameSet:
 
     @classmethod
     def from_list(cls, clips: Sequence[np.ndarray]) -> FrameSet:
-        """An in-memory set from (frames, layers, dim) arrays (predict's windows, tests)."""
+        """An in-memory set from (frames, layers, dim) arrays (predict's windows, tests), in their dtype
+        (float16 features; float32 audio, :mod:`ser.features.audio`)."""
         offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
-        return cls(np.concatenate(clips).astype(FRAME_DTYPE, copy=False), offsets)
+        return cls(np.concatenate(clips), offsets)
 
     @classmethod
     def open(cls, path: str | Path, offsets: np.ndarray) -> FrameSet:
@@ -181,17 +182,18 @@ def as_rows(results: Sequence[np.ndarray]) -> np.ndarray | FrameSet:
     return np.stack(results) if results[0].ndim == 1 else FrameSet.from_list(results)
 
 
-def write_frames(path: str | Path, clips: Iterable[np.ndarray], total: int, shape: tuple[int, int]) -> Path:
+def write_frames(path: str | Path, clips: Iterable[np.ndarray], total: int, shape: tuple[int, int],
+                 dtype: np.dtype = FRAME_DTYPE) -> Path:
     """Write ``clips`` ((frames, *shape) each, ``total`` frames in all) one after the other into a
-    .npy at ``path`` with plain writes (memory stays that of one clip), atomically (a temp file,
-    then a rename)."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(FRAME_DTYPE)), "fortran_order": False,
+    .npy at ``path`` as ``dtype`` with plain writes (memory stays that of one clip), atomically (a temp
+    file, then a rename)."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
               "shape": (total, *shape)}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
         written = 0
         for clip in clips:
-            f.write(np.ascontiguousarray(clip, FRAME_DTYPE).tobytes())
+            f.write(np.ascontiguousarray(clip, dtype).tobytes())
             written += len(clip)
         if written != total:
             raise ValueError(f"write_frames: got {written} frames, expected {total}")

@@ -1,6 +1,7 @@
 """extract: data/manifest.csv -> embeddings/features.npz (X, clip_id, label, speaker, aug) + features.json,
 and embeddings/frames.npy: with features.pooling: none the frame sequences (features.npz then holds
-their offsets instead of X), else an empty array.
+their offsets instead of X), else an empty array. With ``classifier: finetune`` (data/route.json: audio)
+the clips' audio instead of an encoder's features (:mod:`ser.features.audio`).
 
 Vectors live in embeddings/cache/ (outside DVC's outputs, so DVC never deletes it before a re-run):
 a re-run computes only what a changed setting or a new clip needs.
@@ -10,7 +11,7 @@ import logging
 
 from ser import features
 from ser.artifacts import read_table, write_json, write_npz
-from ser.config import load_params
+from ser.config import load_params, route
 from ser.embeddings import FrameSet, write_frames
 from ser.features.extract import extract, feature_params
 from ser.stage import run_stage
@@ -23,10 +24,11 @@ FRAMES = "embeddings/frames.npy"
 def main() -> None:
     params = load_params()
     manifest = read_table("data/manifest.csv")
-    extractor = features.build(params)  # loads the model: a missing one fails here, before any work
+    audio = route(params)["input"] == "audio"  # classifier finetune: the clips' audio (data/route.json says so too)
+    extractor = features.build(params, audio)  # loads the model: a missing one fails here, before any work
     f, a = params.features, params.augment
-    log.info("extracting %s features of %d clips + %d augmented copies each", f.extractor, len(manifest),
-             a.n_augmentations)
+    what = "the audio" if audio else f"{f.extractor} features"
+    log.info("extracting %s of %d clips + %d augmented copies each", what, len(manifest), a.n_augmentations)
     result = extract(manifest, extractor, CACHE, a, params.seed, f.batch_seconds, params.data.workers,
                      f.max_failed_fraction, FRAMES)
     X, meta = result.X, result.meta

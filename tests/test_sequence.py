@@ -29,7 +29,7 @@ def frame_data(clips: int = 96, layers: int = 3, dim: int = 12, speakers: int = 
         seqs.append(x)
     meta = pd.DataFrame({"clip_id": [f"c{i}" for i in range(clips)], "label": y.astype(str),
                          "speaker": [f"s{i % speakers}" for i in range(clips)], "aug": 0})
-    return FrameSet.from_list(seqs), y, meta
+    return FrameSet.from_list([s.astype(np.float16) for s in seqs]), y, meta  # float16, as extractors give
 
 
 def fitted(kind: str, seed: int = 0, **settings):

@@ -162,7 +162,7 @@ def _parse(path: Path) -> dict | None:
         return None
     actor, sentence, emotion, intensity = m.groups()
     return {"clip_id": path.stem, "path": str(path.resolve()), "label": canonical(emotion), "speaker": actor,
-            "sentence": sentence, "sentence_text": SENTENCES[sentence], "intensity": intensity}
+            "sentence": sentence, "text": SENTENCES[sentence], "intensity": intensity}
 
 
 def _demographics(csv: Path) -> pd.DataFrame | None:
@@ -196,7 +196,7 @@ def _join_demographics(frame: pd.DataFrame, csv: Path) -> pd.DataFrame:
 def scan(root: Path, params: Params) -> pd.DataFrame:
     """One row per ``root/AudioWAV/*.wav`` clip; speaker is the actor id "1001".."1091".
 
-    Columns: clip_id, path, label, speaker, sentence, sentence_text, intensity, and sex, age, race,
+    Columns: clip_id, path, label, speaker, sentence, text (the sentence spoken), intensity, and sex, age, race,
     ethnicity when ``root/VideoDemographics.csv`` exists. No audio is read.
     """
     root = Path(root)

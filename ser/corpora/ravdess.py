@@ -2,7 +2,8 @@
 
 Layout: ``Actor_AA/MM-CC-EE-II-SS-RR-AA.wav`` (any supported audio extension), searched recursively,
 where the seven two-digit fields are modality, vocal channel (01 speech, 02 song), emotion, intensity
-(01 normal, 02 strong), statement, repetition and actor (odd ids male, even female). Song clips
+(01 normal, 02 strong), statement (01 "Kids are talking by the door", 02 "Dogs are sitting by the door": the
+``text`` column), repetition and actor (odd ids male, even female). Song clips
 (vocal channel 02, in the same Actor_ folders when both zips are unpacked together) are left out,
 with that reason in data/excluded.csv: this is a speech corpus reader.
 """
@@ -27,6 +28,7 @@ EMOTIONS = {"01": NEUTRAL, "02": CALM, "03": HAPPY, "04": SAD, "05": ANGRY, "06"
             "08": SURPRISED}
 INTENSITIES = {"01": "normal", "02": "strong"}
 CHANNELS = {"01": "speech", "02": "song"}
+STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 
 
 def _parse(path: Path) -> dict | str | None:
@@ -37,8 +39,8 @@ def _parse(path: Path) -> dict | str | None:
     if channel != "01":
         return f"RAVDESS vocal channel {channel} ({CHANNELS.get(channel, 'unknown')}), not speech"
     return dict(label=EMOTIONS[emotion], speaker=actor, intensity=INTENSITIES[intensity], sentence=statement,
-                repetition=int(repetition), sex="male" if int(actor) % 2 else "female",
-                vocal_channel=CHANNELS.get(channel, channel))
+                text=STATEMENTS.get(statement, ""), repetition=int(repetition),
+                sex="male" if int(actor) % 2 else "female", vocal_channel=CHANNELS.get(channel, channel))
 
 
 def scan(root: Path, params: Params) -> pd.DataFrame:

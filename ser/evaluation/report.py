@@ -24,8 +24,12 @@ def labels_of(oof: pd.DataFrame) -> list[str]:
 
 
 def short_protocol(protocol: str) -> str:
-    """'5-fold speaker-independent CV (StratifiedGroupKFold by speaker)' -> '5-fold speaker-independent CV'."""
-    return protocol.split(" (")[0]
+    """'5-fold speaker-independent CV (StratifiedGroupKFold by speaker)' -> '5-fold speaker-independent CV';
+    a partial evaluation (cv.max_folds) keeps its label: '..., only the first 1 of its 5 folds evaluated'."""
+    short = protocol.split(" (")[0]
+    if "only the first" in protocol:
+        short += ", " + protocol[protocol.index("only the first"):].split(" (cv.max_folds)")[0]
+    return short
 
 
 def run_context(oof: pd.DataFrame, prepared: dict, features: dict, protocol: str, dataset: str,

@@ -48,10 +48,12 @@ class Extractor(Protocol):
         """Embed a batch of clips: (len(waves), dim) float32, or a list of frame arrays."""
 
 
-def build(params) -> Extractor:
+def build(params, audio: bool = False) -> Extractor:
     """The extractor named by ``features.extractor`` (neural ones load their model here, before any work),
-    behind the ``preprocess`` chain when one is set (:class:`Preprocessed`)."""
-    extractor = importlib.import_module(REGISTRY[params.features.extractor]).build(params)
+    or with ``audio`` the clips' audio itself (for a classifier that fine-tunes that encoder:
+    :mod:`ser.features.audio`); behind the ``preprocess`` chain when one is set (:class:`Preprocessed`)."""
+    name = "ser.features.audio" if audio else REGISTRY[params.features.extractor]
+    extractor = importlib.import_module(name).build(params)
     if not params.preprocess.active:
         return extractor
     from ser.preprocess.pipeline import Preprocessor

@@ -146,13 +146,14 @@ class NeuralEncoder:
     sample_rate: int
 
     def __init__(self, model: str, layers: str | int | list[int], pooling: str, device: str,
-                 default_preprocessor: bool = False):
+                 default_preprocessor: bool = False, trainable: bool = False):
         from transformers import AutoConfig
 
         self.name, self.layers, self.pooling = model, layers, pooling
         self.default_preprocessor = default_preprocessor
         self.device = pick_device(device)
-        self.dtype = dtype_for(self.device)
+        # fine-tuning (``trainable``) keeps fp32 weights: mixed precision comes from autocast
+        self.dtype = torch.float32 if trainable else dtype_for(self.device)
         self.memory = HeapTrimmer()
         self.config = load_pretrained(AutoConfig.from_pretrained, model)
         self.weights = fingerprint(model)
@@ -171,4 +172,15 @@ class NeuralEncoder:
         return vectors
 
     def _embed(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        raise NotImplementedError
+
+    @property
+    def module(self) -> nn.Module:
+        """The torch module that computes the hidden states (what fine-tuning trains)."""
+        raise NotImplementedError
+
+    def states(self, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every hidden state (index 0 = input to the first layer .. L = the final output), each
+        (batch, frames, dim), and the (batch, frames) mask of real frames; with gradients when enabled
+        (fine-tuning), and a clip's states never depend on its batch."""
         raise NotImplementedError

@@ -188,7 +188,7 @@ def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failur
     """
     frames = frames_path is not None
     found, rows, failed, kept = [], [], [], set()  # found: (cache key, frames) of each row
-    X, shape = np.zeros((0, 0), np.float32), None  # shape: of every vector, or of every frame
+    X, shape, dtype = np.zeros((0, 0), np.float32), None, np.float16  # shape: of every vector, or of every frame
     for aug in range(copies + 1):
         for r in manifest.itertuples():
             if aug and r.clip_id not in kept:
@@ -198,7 +198,7 @@ def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failur
                 failed.append((r.clip_id, r.path, aug, failures.get((r.clip_id, aug), "missing from the cache")))
                 continue
             if shape is None:
-                shape = v.shape[1:] if frames else v.shape
+                shape, dtype = (v.shape[1:] if frames else v.shape), v.dtype
                 if not frames:
                     X = np.empty((len(manifest) * (copies + 1), *shape), np.float32)
             if (v.shape[1:] if frames else v.shape) != shape:
@@ -218,5 +218,5 @@ def _assemble(manifest: pd.DataFrame, cache: EmbeddingCache, copies: int, failur
     if not frames:
         return X[: len(rows)], meta, failed
     lengths = np.array([n for _, n in found], np.int64)
-    write_frames(frames_path, (cache.get(*key) for key, _ in found), int(lengths.sum()), shape or (0, 0))
+    write_frames(frames_path, (cache.get(*key) for key, _ in found), int(lengths.sum()), shape or (0, 0), dtype)
     return FrameSet.open(frames_path, np.concatenate([[0], np.cumsum(lengths)])), meta, failed

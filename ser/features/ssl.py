@@ -33,10 +33,10 @@ class SslEncoder(encoder.NeuralEncoder):
     kind = "ssl"
 
     def __init__(self, model: str, layers: str | int | list[int] = "last", pooling: str = "mean",
-                 device: str = "auto", default_preprocessor: bool = False):
+                 device: str = "auto", default_preprocessor: bool = False, trainable: bool = False):
         from transformers import AutoModel, Wav2Vec2FeatureExtractor
 
-        super().__init__(model, layers, pooling, device, default_preprocessor)
+        super().__init__(model, layers, pooling, device, default_preprocessor, trainable)
         config = self.config
         if config.model_type not in FAMILIES:
             hint = " (set features.extractor: whisper)" if config.model_type == "whisper" else ""
@@ -71,8 +71,21 @@ class SslEncoder(encoder.NeuralEncoder):
         clips = [out[i] for i in range(len(waves))]
         return clips if self.pooling == "none" else np.stack(clips)
 
-    @torch.inference_mode()
-    def _forward(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.model
+
+    def states(self, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        if self.pads or len(waves) == 1:
+            return self._states(waves, True)
+        parts = [self._states([w], True) for w in waves]  # a group-norm front end: each clip alone
+        lengths = torch.tensor([int(mask.sum()) for _, mask in parts], device=self.device)
+        states = [torch.nn.utils.rnn.pad_sequence([clip[i][0] for clip, _ in parts], batch_first=True)
+                  for i in range(len(parts[0][0]))]
+        return states, encoder.frame_mask(lengths, int(lengths.max()))
+
+    def _states(self, waves: list[np.ndarray], all_states: bool) -> tuple[list | dict, torch.Tensor]:
+        """Hidden states of one padded batch (all of them, or {index: state} of the one asked for) and the mask."""
         values = [self.preprocessor(w, sampling_rate=self.sample_rate, return_tensors="np")["input_values"][0]
                   for w in waves]
         lengths = torch.tensor([len(v) for v in values])
@@ -84,16 +97,23 @@ class SslEncoder(encoder.NeuralEncoder):
             kwargs["attention_mask"] = encoder.frame_mask(lengths, batch.shape[1]).long().to(self.device)
         with warnings.catch_warnings():  # WavLM hands torch a float bias with a bool padding mask: harmless
             warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask and attn_mask")
-            out = self.model(batch.to(self.device, self.dtype), output_hidden_states=self.all_states, **kwargs)
+            out = self.model(batch.to(self.device, self.dtype), output_hidden_states=all_states, **kwargs)
         # index L is the model's final output: transformers 5 gives the last layer before the final layer norm
         # of WavLM-Large-style encoders as hidden_states[-1], and after it as last_hidden_state
-        states = [*out.hidden_states[:-1], out.last_hidden_state] if self.all_states else \
+        states = [*out.hidden_states[:-1], out.last_hidden_state] if all_states else \
             {self.indices[0]: out.last_hidden_state}
         frames = self.model._get_feat_extract_output_lengths(lengths).to(self.device)
-        mask = encoder.frame_mask(frames, out.last_hidden_state.shape[1])
+        return states, encoder.frame_mask(frames, out.last_hidden_state.shape[1])
+
+    @torch.inference_mode()
+    def _forward(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        states, mask = self._states(waves, self.all_states)
         return encoder.pool(states, mask, self.indices, self.average, self.pooling)
 
 
-def build(params) -> SslEncoder:
+def build(params, trainable: bool = False) -> SslEncoder:
+    """The extractor of ``features``; ``trainable``: every layer's states, fp32 weights, for fine-tuning."""
     f = params.features
+    if trainable:
+        return SslEncoder(f.model, "all", "none", f.device, f.default_preprocessor, trainable=True)
     return SslEncoder(f.model, f.layers, f.pooling, f.device, f.default_preprocessor)

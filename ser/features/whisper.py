@@ -20,6 +20,7 @@ layer i, the last one after the final layer norm.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -39,10 +40,11 @@ class WhisperEncoder(encoder.NeuralEncoder):
     kind = "whisper"
 
     def __init__(self, model: str, layers: str | int | list[int] = "last", pooling: str = "mean",
-                 device: str = "auto", default_preprocessor: bool = False):
+                 device: str = "auto", default_preprocessor: bool = False, trainable: bool = False):
         from transformers import WhisperFeatureExtractor, WhisperModel
 
-        super().__init__(model, layers, pooling, device, default_preprocessor)
+        super().__init__(model, layers, pooling, device, default_preprocessor, trainable)
+        self.checkpointing = False  # fine-tuning: recompute each layer in the backward pass to save memory
         config = self.config
         if config.model_type != "whisper":
             raise FeatureError(f"features.model: {model!r} is a {config.model_type!r} checkpoint, not Whisper; "
@@ -56,7 +58,8 @@ class WhisperEncoder(encoder.NeuralEncoder):
         n_layers = config.encoder_layers
         self.indices, self.average = encoder.select_layers(layers, n_layers + 1)
         self.depth = n_layers if self.average else max(self.indices)
-        whole = checkpoints.load_pretrained(WhisperModel.from_pretrained, model, dtype=self.dtype)
+        with _quiet_if_encoder_only(model):
+            whole = checkpoints.load_pretrained(WhisperModel.from_pretrained, model, dtype=self.dtype)
         self.encoder = whole.get_encoder().to(self.device).eval()
         del whole  # the decoder is never used
         log.info("%s encoder (%d layers, running %d) on %s, %s", model, n_layers, self.depth, self.device,
@@ -84,6 +87,21 @@ class WhisperEncoder(encoder.NeuralEncoder):
 
     @torch.inference_mode()
     def _embed(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        joined, mask = self._states(waves, self.indices)
+        return encoder.pool(joined, mask, self.indices, self.average, self.pooling)
+
+    @property
+    def module(self) -> nn.Module:
+        return self.encoder
+
+    def states(self, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        if self.depth != len(self.encoder.layers):
+            raise ValueError("states() needs every layer: build the encoder with layers='all'")
+        joined, mask = self._states(waves, range(self.depth + 1))
+        return [joined[i] for i in range(self.depth + 1)], mask
+
+    def _states(self, waves: list[np.ndarray], indices) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """States ``indices`` of whole clips (their 30 s chunks joined) and the mask of real frames."""
         pieces = [self.chunks(w) for w in waves]
         mels = [self.log_mel(c) for p in pieces for c in p]
         frames = torch.tensor([m.shape[1] for m in mels])
@@ -91,8 +109,7 @@ class WhisperEncoder(encoder.NeuralEncoder):
         for row, m in zip(batch, mels):
             row[:, : m.shape[1]] = torch.from_numpy(m)
         states, mask = self.hidden_states(batch.to(self.device, self.dtype), (frames // 2).to(self.device))
-        joined, mask = encoder.join_rows(states, mask, [len(p) for p in pieces], set(self.indices))
-        return encoder.pool(joined, mask, self.indices, self.average, self.pooling)
+        return encoder.join_rows(states, mask, [len(p) for p in pieces], set(indices))
 
     def hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Encoder hidden states (input, layer 1, ... up to ``depth``) and the (batch, T) mask of real frames."""
@@ -105,7 +122,12 @@ class WhisperEncoder(encoder.NeuralEncoder):
             bias = (~mask)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
         states = [h]
         for layer in enc.layers[: self.depth]:
-            out = layer(h, bias)
+            if self.checkpointing and torch.is_grad_enabled():
+                from torch.utils.checkpoint import checkpoint
+
+                out = checkpoint(layer, h, bias, use_reentrant=False)
+            else:
+                out = layer(h, bias)
             h = out[0] if isinstance(out, tuple) else out
             states.append(h)
         if self.depth == len(enc.layers):
@@ -113,6 +135,36 @@ class WhisperEncoder(encoder.NeuralEncoder):
         return states, mask
 
 
-def build(params) -> WhisperEncoder:
+@contextlib.contextmanager
+def _quiet_if_encoder_only(model: str):
+    """A fine-tuned backbone (:mod:`ser.finetune.files`) holds the encoder's weights only: transformers
+    would list every decoder weight as missing. The decoder is never used; say so once instead."""
+    from pathlib import Path
+
+    from transformers.utils import logging as hf_logging
+
+    weights = Path(model).expanduser() / "model.safetensors"
+    only = False
+    if weights.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as f:
+            only = all(k.startswith("encoder.") for k in f.keys())  # noqa: SIM118 - safe_open is not a dict
+    if not only:
+        yield
+        return
+    log.info("%s holds a Whisper encoder only (fine-tuned): the unused decoder is left uninitialised", model)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def build(params, trainable: bool = False) -> WhisperEncoder:
+    """The extractor of ``features``; ``trainable``: every layer's states, fp32 weights, for fine-tuning."""
     f = params.features
+    if trainable:
+        return WhisperEncoder(f.model, "all", "none", f.device, f.default_preprocessor, trainable=True)
     return WhisperEncoder(f.model, f.layers, f.pooling, f.device, f.default_preprocessor)

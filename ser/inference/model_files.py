@@ -39,7 +39,7 @@ def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder
         raise ModelError(f"{folder}/model.json: feature_params are not valid for this code "
                          f"(trained with a different version? retrain):\n{err}") from None
     try:
-        extractor = features.build(params)
+        extractor = features.build(params, audio=card.identity.get("extractor") == "audio")
     except ConfigError as err:  # e.g. trained with features.device: cuda, and this machine has none
         raise ModelError(f"{folder}/model.json: {err} (pick another device with --device)") from None
     except FeatureError as err:  # the encoder folder moved, or a hub model is not cached here

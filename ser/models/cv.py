@@ -37,6 +37,12 @@ class Plan:
     folds: int
     group_by: str  # speaker | none
     requested: int  # cv.folds as set in params.yaml
+    evaluated: int | None = None  # cv.max_folds: only the first ones are fitted and tested
+
+    @property
+    def tested(self) -> int:
+        """How many folds are fitted and tested."""
+        return min(self.folds, self.evaluated or self.folds)
 
     @property
     def leave_one_speaker_out(self) -> bool:
@@ -46,23 +52,29 @@ class Plan:
     def protocol(self) -> str:
         """How a number was measured, printed next to it everywhere."""
         if self.leave_one_speaker_out:
-            return (f"leave-one-speaker-out CV ({self.folds} folds: {self.folds} speakers, fewer than "
+            text = (f"leave-one-speaker-out CV ({self.folds} folds: {self.folds} speakers, fewer than "
                     f"cv.folds={self.requested})")
-        if self.group_by == "speaker":
-            return f"{self.folds}-fold speaker-independent CV (StratifiedGroupKFold by speaker)"
-        return f"{self.folds}-fold stratified CV, speakers shared across folds (not speaker-independent)"
+        elif self.group_by == "speaker":
+            text = f"{self.folds}-fold speaker-independent CV (StratifiedGroupKFold by speaker)"
+        else:
+            text = f"{self.folds}-fold stratified CV, speakers shared across folds (not speaker-independent)"
+        if self.tested < self.folds:
+            text += (f", only the first {self.tested} of its {self.folds} folds evaluated (cv.max_folds): "
+                     f"about {self.tested / self.folds:.0%} of the clips tested")
+        return text
 
 
-def plan(speakers: np.ndarray, folds: int, group_by: str) -> Plan:
+def plan(speakers: np.ndarray, folds: int, group_by: str, max_folds: int | None = None) -> Plan:
     """The protocol for these clips' speakers: ``folds`` folds, or one per speaker when there are
-    fewer speakers than folds (leave-one-speaker-out, the honest default for TESS or SAVEE)."""
+    fewer speakers than folds (leave-one-speaker-out, the honest default for TESS or SAVEE); with
+    ``max_folds`` only that many are evaluated (fine-tuning every fold can cost hours each)."""
     if group_by != "speaker":
-        return Plan(folds, group_by, folds)
+        return Plan(folds, group_by, folds, max_folds)
     n_speakers = len(np.unique(speakers))
     if n_speakers < 2:
         raise ValueError(f"speaker-independent CV needs two or more speakers, the data has {n_speakers}; "
                          "set cv.group_by: none (speakers shared across folds, not speaker-independent)")
-    return Plan(min(folds, n_speakers), group_by, folds)
+    return Plan(min(folds, n_speakers), group_by, folds, max_folds)
 
 
 def assign_folds(labels: np.ndarray, speakers: np.ndarray, cv: Plan, seed: int) -> np.ndarray:
@@ -183,8 +195,8 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
     """
     result = CVResult(pd.DataFrame(), [])
     parts = []
-    folds = cv.folds
-    for k, (train, test) in enumerate(outer_folds(meta, cv, seed)):
+    folds = cv.tested
+    for k, (train, test) in enumerate(outer_folds(meta, cv, seed)[:folds]):
         log.info("fold %d/%d: fitting on %d rows (%d speakers), testing on %d clips (%d speakers)", k + 1, folds,
                  len(train), meta["speaker"].iloc[train].nunique(), len(test), meta["speaker"].iloc[test].nunique())
         model, facts = fit_fold(train, k)

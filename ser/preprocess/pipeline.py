@@ -21,7 +21,7 @@ import numpy as np
 
 from ser.preprocess.params import PreprocessParams
 
-PREPROCESS_VERSION = 2  # bump whenever code here changes what a setting does to a clip
+PREPROCESS_VERSION = 3  # bump whenever code here changes what a setting does to a clip
 
 
 class NoSpeech(ValueError):

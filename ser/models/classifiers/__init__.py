@@ -34,15 +34,27 @@ REGISTRY = {
     "xgboost": "ser.models.classifiers.xgb",
     "attentive": "ser.models.classifiers.attentive",    # frame sequences: learned layer weights + attentive pooling
     "cnn_bilstm": "ser.models.classifiers.cnn_bilstm",  # frame sequences: the two-tier system's Tier-1 model
+    "finetune": "ser.models.classifiers.finetune",      # the audio: fine-tunes the encoder of features.model
 }
 
-# fit parameters a classifier may take, and the embeddings column each comes from
-ROW_FACTS = {"groups": "speaker", "clip_ids": "clip_id", "aug": "aug"}
+# fit parameters a classifier may take, and the embeddings column each comes from (texts: when the
+# manifest has transcripts)
+ROW_FACTS = {"groups": "speaker", "clip_ids": "clip_id", "aug": "aug", "texts": "text"}
 
 
 def get(name: str) -> ModuleType:
     """Import the module of one classifier by its params.yaml name."""
     return importlib.import_module(REGISTRY[name])
+
+
+def takes_frames(name: str) -> bool:
+    """Whether the classifier takes frame sequences (``features.pooling: none``)."""
+    return getattr(get(name), "TAKES_FRAMES", False)
+
+
+def takes_audio(name: str) -> bool:
+    """Whether the classifier trains on the clips' audio (fine-tuning): extract then stores audio."""
+    return getattr(get(name), "TAKES_AUDIO", False)
 
 
 def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame | None = None,
@@ -58,7 +70,7 @@ def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame |
     given = dict(extra)
     if meta is not None:
         given.update({name: meta[column].to_numpy() for name, column in ROW_FACTS.items()
-                      if name != "groups" or group_by == "speaker"})
+                      if column in meta and (name != "groups" or group_by == "speaker")})
     given = {k: v for k, v in given.items() if k in accepted and v is not None}
     if step is not model:
         name = model.steps[-1][0]

@@ -37,7 +37,8 @@ class Params(Recipe):
     heads: int = Field(4, ge=1, description="attention pooling heads")
     hidden: int = Field(256, ge=8, description="width of the classification head")
     dropout: float = Field(0.3, ge=0, lt=1)
-    lr: float = Field(3e-3, gt=0, description="higher than the recipe's: this network learns from scratch")
+    max_epochs: int = Field(40, ge=1, description="more than the recipe's: this network learns from scratch")
+    patience: int = Field(12, ge=1)
 
 
 def space(trial: optuna.Trial) -> dict:

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from tqdm.auto import tqdm
 
 from ser.models.classifiers.devices import cpu_cores, torch_device
-from ser.models.classifiers.sequence_inputs import spec_augment, stride_frames
+from ser.models.classifiers.sequence_inputs import length_buckets, spec_augment, stride_frames
 from ser.models.classifiers.torch_training import (  # noqa: F401 - NOT_THREAD_SAFE: read by ser.config
     NOT_THREAD_SAFE,
     EarlyStopping,
@@ -132,17 +132,6 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         x.mul_((torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])[..., None, None])
         return x, lengths
 
-    def _batches(self, X, rows: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """Shuffled batches of similar-length clips: buckets of 20 batches sorted by length."""
-        order = rows[rng.permutation(len(rows))]
-        lengths = X.lengths[order] if len(order) else order
-        bucket = 20 * batch_size
-        batches = []
-        for start in range(0, len(order), bucket):
-            part = order[start:start + bucket][np.argsort(lengths[start:start + bucket], kind="stable")]
-            batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
-
     def _train(self, X, codes: np.ndarray, train: np.ndarray, val: np.ndarray, s, epoch_callback) -> None:
         import torch
         from torch import nn
@@ -165,7 +154,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         for epoch in epochs:
             self.module_.train()
             total, seen = 0.0, 0
-            for index in self._batches(X, train, s.batch_size, rng):
+            for index in length_buckets(X.lengths, train, s.batch_size, rng):
                 if len(index) < 2:
                     continue
                 x, lengths = self._inputs(X, index, s.max_frames, rng)

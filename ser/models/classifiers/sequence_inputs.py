@@ -1,8 +1,23 @@
-"""Input transforms of the sequence classifiers, on padded (batch, frames, layers, dim) tensors."""
+"""Batches and input transforms of the sequence classifiers (batches also for fine-tuning), on padded
+(batch, frames, layers, dim) tensors."""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def length_buckets(lengths: np.ndarray, rows: np.ndarray, batch_size: int, rng: np.random.Generator
+                   ) -> list[np.ndarray]:
+    """Shuffled batches of ``rows`` of similar length (``lengths`` indexed by row): buckets of 20
+    batches sorted by length, so padding stays small."""
+    order = rows[rng.permutation(len(rows))]
+    lengths = lengths[order] if len(order) else order
+    bucket = 20 * batch_size
+    batches = []
+    for start in range(0, len(order), bucket):
+        part = order[start:start + bucket][np.argsort(lengths[start:start + bucket], kind="stable")]
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def stride_frames(x, lengths, stride: int):

@@ -111,5 +111,5 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1 + np.cos(np.pi * progress))
+        return float(0.5 * (1 + np.cos(np.pi * progress)))  # a plain float: scheduler state saves without pickle
     return factor
