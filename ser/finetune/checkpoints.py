@@ -15,12 +15,9 @@ from pathlib import Path
 import torch
 
 from ser.artifacts import atomic_path, read_json, write_json
+from ser.models.classifiers.torch_training import cpu_state
 
 PROGRESS = "progress.json"
-
-
-def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
 class Checkpoints:
@@ -41,7 +38,7 @@ class Checkpoints:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.folder / f"epoch-{epoch}.safetensors") as tmp:
-            save_file(_state(module), str(tmp))
+            save_file(cpu_state(module), str(tmp))
         with atomic_path(self.folder / f"optimizer-{epoch}.pt") as tmp:
             torch.save(training, tmp)
         if best is not None:

@@ -24,10 +24,11 @@ from tqdm.auto import tqdm
 from ser.features.audio import AUDIO_RATE
 from ser.finetune import text
 from ser.finetune.losses import Losses, crops
-from ser.models.classifiers.devices import cpu_cores, torch_device
+from ser.models.classifiers.devices import torch_device, use_every_core
 from ser.models.classifiers.sequence_inputs import length_buckets
 from ser.models.classifiers.torch_training import (
     EarlyStopping,
+    FromLogits,
     balanced_weights,
     early_stopping_split,
     seeded,
@@ -38,7 +39,7 @@ from ser.models.classifiers.torch_training import (
 log = logging.getLogger(__name__)
 
 
-class FineTuner(ClassifierMixin, BaseEstimator):
+class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
     """``settings``: the params.yaml ``finetune`` group; ``backbone``: the encoder to train
     (extractor, model, default_preprocessor). After fitting: ``classes_``, ``net_`` (the
     :class:`ser.finetune.network.FineTuneNet`), ``vocab_``, ``history_``, ``best_epoch_``, ``fit_facts_``."""
@@ -56,14 +57,11 @@ class FineTuner(ClassifierMixin, BaseEstimator):
 
     def _build(self, n_classes: int, trainable: bool = True, model: str | None = None) -> None:
         """``net_`` on ``device_``: the encoder (from ``model``, default the backbone's) and fresh heads."""
-        import torch
-
         from ser.finetune.network import FineTuneNet, load_backbone
 
         s, b = self.params_, self.backbone
         self.device_ = torch_device(s.device)
-        if self.device_ == "cpu" and torch.get_num_threads() != cpu_cores():
-            torch.set_num_threads(cpu_cores())
+        use_every_core(self.device_)
         encoder = load_backbone(b["extractor"], model or b["model"], self.device_, b.get("default_preprocessor", False),
                                 trainable)
         self.net_ = FineTuneNet(encoder, n_classes, len(self.vocab_) if self.vocab_ else 0, s).to(self.device_)
@@ -242,15 +240,6 @@ class FineTuner(ClassifierMixin, BaseEstimator):
     def _logits(self, X, rows: np.ndarray | None = None) -> np.ndarray:
         rows = np.arange(len(X)) if rows is None else np.asarray(rows)
         return np.stack(self._outputs(X, rows, "logits")).astype(np.float32)
-
-    def predict_proba(self, X) -> np.ndarray:
-        logits = self._logits(X).astype(np.float64)
-        logits -= logits.max(1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(1, keepdims=True)
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(1)]
 
     def transcribe(self, X) -> list[str]:
         """Greedy CTC transcripts of the auxiliary ASR head (what it learned; not a speech recogniser)."""

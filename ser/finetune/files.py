@@ -11,6 +11,7 @@ import numpy as np
 
 from ser.artifacts import atomic_path, read_json, write_json
 from ser.finetune.estimator import FineTuner
+from ser.models.classifiers.torch_training import cpu_state
 
 BACKBONE_DIR = "backbone"
 HEADS_FILE = "finetune.safetensors"
@@ -28,12 +29,11 @@ def save(model: FineTuner, folder: Path) -> Path:
     encoder.preprocessor.save_pretrained(target)
     # a Whisper backbone is the encoder of a WhisperModel: its weights under the encoder's prefix
     prefix = "encoder." if encoder.config.model_type == "whisper" else ""
-    weights = {prefix + k: v.detach().cpu().contiguous() for k, v in net.backbone.state_dict().items()}
+    weights = cpu_state(net.backbone, prefix)
     with atomic_path(target / "model.safetensors") as tmp:
         save_file(weights, str(tmp), metadata={"format": "pt"})
-    heads = {k: v.detach().cpu().contiguous() for k, v in net.heads().state_dict().items()}
     with atomic_path(folder / HEADS_FILE) as tmp:
-        save_file(heads, str(tmp))
+        save_file(cpu_state(net.heads()), str(tmp))
     write_json(folder / CONFIG_FILE, {
         "settings": model.settings, "backbone": {**model.backbone, "model": BACKBONE_DIR},
         "random_state": model.random_state, "classes": model.classes_.tolist(), "vocab": model.vocab_,

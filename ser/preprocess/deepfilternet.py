@@ -155,7 +155,8 @@ class DeepFilterNet:
         low = spectra[:, :m.nb_df]
         unit = _normalise(np.abs(low), states[1], m.alpha)
         feat_erb = ((energy - mean) / 40).astype(np.float32)[None, None]
-        feat_spec = np.stack([(low / np.sqrt(unit)).real, (low / np.sqrt(unit)).imag])[None].astype(np.float32)
+        scaled = low / np.sqrt(unit)
+        feat_spec = np.stack([scaled.real, scaled.imag])[None].astype(np.float32)
         keep = following - 1 - first
         return (spectra, feat_erb, feat_spec), (mean[keep], unit[keep]) if keep >= 0 else states
 

@@ -20,6 +20,14 @@ def torch_threads() -> int:
     return max(1, min(cpu_cores() - 1, 8))
 
 
+def use_every_core(device: str) -> None:
+    """On the CPU, torch threads on every core: convolutions, LSTMs, encoders and wide matmuls use them all."""
+    import torch
+
+    if device == "cpu" and torch.get_num_threads() != cpu_cores():
+        torch.set_num_threads(cpu_cores())
+
+
 def torch_device(choice: str = "auto") -> str:
     """``auto`` -> ``cuda`` if available, else ``mps``, else ``cpu``; an explicit choice is checked."""
     import torch

@@ -34,6 +34,7 @@ from ser.models.classifiers.torch_training import (  # noqa: F401 - NOT_THREAD_S
     NOT_THREAD_SAFE,
     EarlyStopping,
     balanced_weights,
+    cpu_state,
     early_stopping_split,
     seeded,
     uar,
@@ -223,8 +224,7 @@ def save(model: Pipeline, folder: Path) -> Path:
 
     folder = Path(folder)
     scaler, mlp = model[0], model[-1]
-    state = {k: v.detach().cpu().contiguous() for k, v in mlp.module_.state_dict().items()}
-    save_file(state, folder / WEIGHTS_FILE)
+    save_file(cpu_state(mlp.module_), folder / WEIGHTS_FILE)
     write_json(folder / CONFIG_FILE, {
         "params": {**mlp.get_params(), "hidden": list(mlp.hidden)},
         "classes": mlp.classes_.tolist(),

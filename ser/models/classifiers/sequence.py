@@ -20,11 +20,12 @@ from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from tqdm.auto import tqdm
 
-from ser.models.classifiers.devices import cpu_cores, torch_device
+from ser.models.classifiers.devices import torch_device, use_every_core
 from ser.models.classifiers.sequence_inputs import length_buckets, spec_augment, stride_frames
 from ser.models.classifiers.torch_training import (  # noqa: F401 - NOT_THREAD_SAFE: read by ser.config
     NOT_THREAD_SAFE,
     EarlyStopping,
+    FromLogits,
     balanced_weights,
     early_stopping_split,
     seeded,
@@ -68,7 +69,7 @@ RECIPE_FIELDS = tuple(Recipe.model_fields)
 EpochCallback = Callable[[int, float], None]
 
 
-class SequenceClassifier(ClassifierMixin, BaseEstimator):
+class SequenceClassifier(FromLogits, ClassifierMixin, BaseEstimator):
     """``fit(X, y, groups=None, clip_ids=None, aug=None, epoch_callback=None)`` on a FrameSet.
 
     ``kind`` names the classifier module whose ``network(settings, layers, dim, n_classes)`` builds the
@@ -85,7 +86,6 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, groups=None, clip_ids=None, aug=None,
             epoch_callback: EpochCallback | None = None) -> SequenceClassifier:
-        import torch
 
         self.params_ = s = self._settings()
         y = np.asarray(y)
@@ -93,8 +93,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         train, val, self.fit_facts_ = early_stopping_split(codes, groups, clip_ids, aug, s.validation_fraction,
                                                            self.random_state, self.kind, s.max_epochs)
         self.device_ = torch_device(s.device)
-        if self.device_ == "cpu" and torch.get_num_threads() != cpu_cores():
-            torch.set_num_threads(cpu_cores())  # convolutions, LSTMs and wide matmuls use every core
+        use_every_core(self.device_)
         self._standardise_with(*X[train].moments())
         self.n_layers_, self.dim_ = X.shape[1], X.shape[2]
         with seeded(self.random_state, self.device_):
@@ -210,12 +209,3 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                 logits = self.module_(x, lengths).float().cpu().numpy()
                 out[[where[r] for r in index]] = logits
         return out
-
-    def predict_proba(self, X) -> np.ndarray:
-        logits = self._logits(X).astype(np.float64)
-        logits -= logits.max(1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(1, keepdims=True)
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(1)]

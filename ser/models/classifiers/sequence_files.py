@@ -10,6 +10,7 @@ import numpy as np
 from ser.artifacts import read_json, write_json
 from ser.models.classifiers.devices import torch_device
 from ser.models.classifiers.sequence import SequenceClassifier
+from ser.models.classifiers.torch_training import cpu_state
 
 WEIGHTS_FILE = "sequence.safetensors"
 CONFIG_FILE = "sequence.json"
@@ -20,8 +21,7 @@ def save(model: SequenceClassifier, folder: Path) -> Path:
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.module_.state_dict().items()}
-    save_file(state, folder / WEIGHTS_FILE)
+    save_file(cpu_state(model.module_), folder / WEIGHTS_FILE)
     write_json(folder / CONFIG_FILE, {
         "kind": model.kind, "settings": model.settings, "random_state": model.random_state,
         "classes": model.classes_.tolist(), "layers": model.n_layers_, "dim": model.dim_,

@@ -105,6 +105,24 @@ def early_stopping_split(codes: np.ndarray, groups, clip_ids, aug, fraction: flo
             {"early_stopping": f"{reason}; trained for {group}.max_epochs={max_epochs}"})
 
 
+def cpu_state(module, prefix: str = "") -> dict:
+    """The module's state dict on the CPU, contiguous (what safetensors writes), keys after ``prefix``."""
+    return {prefix + k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+class FromLogits:
+    """``predict_proba`` (softmax) and ``predict`` of a classifier whose ``_logits(X)`` gives (n, classes)."""
+
+    def predict_proba(self, X) -> np.ndarray:
+        logits = self._logits(X).astype(np.float64)
+        logits -= logits.max(1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
 def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     """Learning-rate factor per step: linear from 0 to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
     def factor(step: int) -> float:
