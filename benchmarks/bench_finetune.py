@@ -45,6 +45,7 @@ def params_for(data: Path, model: str, extractor: str = "whisper", **finetune) -
     base.update(dataset="ravdess", classifier="finetune")
     base["data"] = {**base["data"], "dir": str(data)}
     base["augment"] = {**base["augment"], "n_augmentations": 0}
+    base["trust"] = {**base["trust"], "novelty": "msp"}
     base["features"] = {**base["features"], "extractor": extractor, "model": model}
     base["finetune"] = {**base["finetune"], **finetune}
     return Params.model_validate(base)

@@ -21,6 +21,7 @@ from ser.features import REGISTRY as EXTRACTORS
 from ser.models import classifiers
 from ser.preprocess.params import PreprocessParams, SileroParams  # noqa: F401 - the params.yaml groups
 from ser.section import Section as _Section
+from ser.trust.params import TrustParams
 
 
 class DataParams(_Section):
@@ -166,6 +167,7 @@ class _Params(_Section):
     classifier: str = "svm"
     cv: CvParams = CvParams()
     tune: TuneParams = TuneParams()
+    trust: TrustParams = TrustParams()
     umap: UmapParams = UmapParams()
 
     @model_validator(mode="after")

@@ -1,6 +1,6 @@
 """evaluate: models/oof.csv, results/cv.json, results/learning_curves.csv -> results/metrics.json,
-results/predictions.csv and PNGs (confusion, per class, spread across folds, learning curves, learned
-layer weights)."""
+results/predictions.csv and PNGs (confusion, per class, spread across folds, reliability, risk-coverage and
+novelty, learning curves, learned layer weights)."""
 
 import logging
 
@@ -8,8 +8,16 @@ from ser.artifacts import read_json, read_table, write_csv, write_json
 from ser.config import load_params
 from ser.evaluation.layer_plot import layer_weights_png
 from ser.evaluation.names import feature_source, features_label
-from ser.evaluation.plots import confusion_png, fold_spread_png, learning_curves_png, per_class_png, reliability_png
+from ser.evaluation.plots import (
+    confusion_png,
+    fold_spread_png,
+    learning_curves_png,
+    message_png,
+    per_class_png,
+    reliability_png,
+)
 from ser.evaluation.report import evaluate, fold_table, labels_of, left_out, read_learning_curves, run_context
+from ser.evaluation.trust_plot import risk_coverage_png
 from ser.models.calibration import calibrated_oof, oof_arrays
 from ser.stage import run_stage
 
@@ -23,7 +31,7 @@ def main() -> None:
     features_json = read_json("embeddings/features.json")
     context = run_context(oof, read_json("data/prepare.json"), features_json, cv_summary["protocol"], params.dataset,
                           params.classifier)
-    metrics, confusion = evaluate(oof, cv_summary, context)
+    metrics, confusion = evaluate(oof, cv_summary, context, params.seed)
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
     write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), features_json))
@@ -38,6 +46,13 @@ def main() -> None:
         before, y = oof_arrays(oof, labels)
         reliability_png(before, calibrated_oof(oof, labels, cv_summary["calibration"]), y, cv_summary["calibration"],
                         title, "results/reliability.png")
+    if "novelty" in cv_summary:
+        _, y = oof_arrays(oof, labels)
+        risk_coverage_png(calibrated_oof(oof, labels, cv_summary.get("calibration", {"method": "none"})), y,
+                          oof["novelty"].to_numpy(), cv_summary["novelty"], title, "results/risk_coverage.png")
+    else:
+        message_png("no novelty scores in results/cv.json: written by an older train stage (dvc repro train)",
+                    "results/risk_coverage.png")
     learning_curves_png(read_learning_curves("results/learning_curves.csv"), params.classifier, title,
                         "results/learning_curves.png")
     layer_weights_png(cv_summary, params.classifier, title, "results/layer_weights.png")

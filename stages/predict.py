@@ -4,6 +4,10 @@
         [--encoder PATH]  # the encoder folder of training, when it has moved
         [--denoiser PATH]  # the Demucs checkpoint of training (preprocess.denoise: demucs), when it has moved
 
+Each prediction comes with its uncertainty (top probability, margin to the runner-up, normalised entropy)
+and a novelty score; input above the model's novelty threshold is labelled ``unknown``, its class
+probabilities still given (``closest`` names the top class).
+
 Exit code: 0 all files predicted, 1 some failed (each says why), 2 usage or model error.
 """
 
@@ -80,12 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     failed = sum(not r.ok for r in results)
     audio = sum(r.duration for r in results if r.ok)
-    log.info("predicted %d of %d files (%.1f s of audio, %d segments) in %.2f s; %d failed",
-             len(results) - failed, len(results), audio, sum(len(r.segments) for r in results), elapsed, failed)
+    log.info("predicted %d of %d files (%.1f s of audio, %d segments) in %.2f s; %d failed; %d unknown (novelty "
+             "above %.4g, the %s threshold that rejects %.0f%% of unseen speakers' clips)", len(results) - failed,
+             len(results), audio, sum(len(r.segments) for r in results), elapsed, failed,
+             sum(r.unknown for r in results), predictor.threshold, predictor.card.novelty.method,
+             100 * predictor.card.novelty.false_rejection_target)
     if args.output:
         card = predictor.card
         info = {"classifier": card.classifier, "features": card.identity,
-                "trained_on": card.trained_on.model_dump(), "temperature": predictor.temperature}
+                "trained_on": card.trained_on.model_dump(), "temperature": predictor.temperature,
+                "novelty": card.novelty.model_dump()}
         log.info("wrote %s", write_output(args.output, results, labels, info))
     return 1 if failed else 0
 

@@ -85,12 +85,20 @@ def leaves(tree: dict, prefix: str = ""):
 def test_metrics_json_is_flat_numbers_and_short_strings():
     oof = oof_frame()
     summary = cv_summary(oof, ["a", "b", "c"])
+    summary["novelty"] = {"method": "knn", "threshold": 0.123456, "false_rejection_target": 0.05,
+                          "false_rejection_cross_fitted": 0.0712345, "false_rejection_per_fold": {"0": 0.1}}
     context = run_context(oof, PREPARED, FEATURES, summary["protocol"], "synthetic", "svm")
     metrics, confusion = evaluate(oof, summary, context)
 
     assert metrics["accuracy"] == 0.8 and metrics["uar"] == pytest.approx(0.6667)
     assert confusion == [[6, 0, 0], [1, 1, 0], [1, 0, 1]]
-    assert set(metrics) == {"accuracy", "uar", "macro_f1", "weighted_f1", "cv", "per_class", "context"}
+    assert set(metrics) == {"accuracy", "uar", "macro_f1", "weighted_f1", "ci95", "cv", "per_class", "context",
+                            "novelty"}
+    ci = metrics["ci95"]
+    assert ci["uar_low"] <= metrics["uar"] <= ci["uar_high"] and ci["accuracy_low"] <= 0.8 <= ci["accuracy_high"]
+    assert ci["over"] == "speakers" and ci["resamples"] == 1000
+    assert metrics["novelty"] == {"method": "knn", "threshold": 0.1235, "false_rejection_target": 0.05,
+                                  "false_rejection_cross_fitted": 0.0712}
     assert metrics["cv"]["uar_mean"] == pytest.approx(round(summary["mean"]["uar"], 4))
     assert {f"{m}_{s}" for m in ("accuracy", "uar", "macro_f1", "weighted_f1") for s in ("mean", "std")} == set(
         metrics["cv"])

@@ -124,7 +124,10 @@ def test_the_saved_model_needs_neither_pickle_nor_the_original_encoder(whisper, 
 def test_finetune_needs_an_encoder_and_says_so():
     with pytest.raises(ValueError, match="features.extractor to ssl or whisper"):
         Params(classifier="finetune", features={"extractor": "mfcc"})
-    assert Params(classifier="finetune", features={"extractor": "whisper", "pooling": "mean"}).finetune.alpha_asr == 0.1
+    with pytest.raises(ValueError, match="set trust.novelty: msp"):
+        Params(classifier="finetune", features={"extractor": "whisper"})
+    assert Params(classifier="finetune", features={"extractor": "whisper", "pooling": "mean"},
+                  trust={"novelty": "msp"}).finetune.alpha_asr == 0.1
 
 
 def test_route_changes_only_between_embeddings_and_audio():
@@ -134,7 +137,8 @@ def test_route_changes_only_between_embeddings_and_audio():
               for c, p in (("svm", "mean"), ("mlp", "mean"), ("cnn_bilstm", "none"))]
     assert frozen == [{"input": "embeddings"}] * 3
     assert route(Params(classifier="svm", features={"extractor": "mfcc"}, finetune={"alpha_asr": 0.0})) == frozen[0]
-    tuned = route(Params(classifier="finetune", features={"extractor": "whisper"}, finetune={"alpha_asr": 0.0}))
+    tuned = route(Params(classifier="finetune", features={"extractor": "whisper"}, finetune={"alpha_asr": 0.0},
+                         trust={"novelty": "msp"}))
     assert tuned["input"] == "audio" and tuned["finetune"]["alpha_asr"] == 0.0
 
 

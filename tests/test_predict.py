@@ -64,7 +64,8 @@ def test_the_model_card_is_what_training_wrote(trained):
     chosen = calibrate_oof(trained.oof, card.labels)
     assert card.calibration.method == chosen["method"] and card.calibration.temperature == chosen["temperature"]
     assert card.calibration.n == len(durations) and card.calibration.candidate.temperature != 1.0
-    assert sorted(p.name for p in trained.models.iterdir()) == ["model.json", "svm.skops"]
+    assert sorted(p.name for p in trained.models.iterdir()) == ["model.json", "novelty.npz", "svm.skops"]
+    assert card.novelty.method == "mahalanobis" and card.novelty.false_rejection_target == 0.05
 
 
 def run(args, tmp_path, out="out.csv"):
@@ -79,8 +80,8 @@ def run(args, tmp_path, out="out.csv"):
 def test_round_trip_reproduces_cv_accuracy(trained, tmp_path):
     code, out = run([trained.test_dir, "--models", trained.models], tmp_path)
     assert code == 0
-    assert list(out.columns) == ["path", "segment", "start", "end", "predicted", "confidence",
-                                 *[f"p_{lab}" for lab in trained.labels], "error"]
+    assert list(out.columns) == ["path", "segment", "start", "end", "predicted", "closest", "confidence", "margin",
+                                 "entropy", "novelty", *[f"p_{lab}" for lab in trained.labels], "error"]
     assert len(out) == len(trained.test_clips) and (out["segment"] == "all").all() and (out["error"] == "").all()
     out["clip_id"] = out["path"].map(lambda p: Path(p).stem)
     out = out.set_index("clip_id").loc[trained.test_clips["clip_id"]]
@@ -91,9 +92,34 @@ def test_round_trip_reproduces_cv_accuracy(trained, tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert np.allclose(out["confidence"], got.max(1), atol=1e-4)
 
-    accuracy = float((out["predicted"].to_numpy() == trained.test_clips["label"].to_numpy()).mean())
+    top = np.sort(got, axis=1)
+    np.testing.assert_allclose(out["margin"], top[:, -1] - top[:, -2], atol=2e-4)
+    assert ((out["entropy"] >= 0) & (out["entropy"] <= 1)).all()
+    accuracy = float((out["closest"].to_numpy() == trained.test_clips["label"].to_numpy()).mean())
     assert accuracy > 0.5, accuracy  # 4 classes: chance is 0.25
     assert abs(accuracy - trained.cv_accuracy) <= 0.2, (accuracy, trained.cv_accuracy)
+
+
+def test_unfamiliar_input_is_unknown_and_new_speakers_mostly_are_not(trained, tmp_path):
+    """Non-speech (noise, a chord, clicks) scores above the novelty threshold and is labelled unknown, with its
+    probabilities still given; held-out speakers of the training corpus mostly stay below it."""
+    rng = np.random.default_rng(1)
+    t = np.arange(int(1.2 * SR)) / SR
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    clicks = np.zeros_like(t)
+    clicks[::1600] = 0.9
+    for name, wave in {"white": 0.3 * rng.standard_normal(len(t)),
+                       "chord": sum(0.2 * np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)),
+                       "clicks": clicks}.items():
+        sf.write(odd / f"{name}.wav", wave.astype(np.float32), SR)
+    code, out = run([odd, "--models", trained.models], tmp_path, "odd.csv")
+    assert code == 0 and (out["predicted"] == "unknown").all(), out[["path", "novelty", "predicted"]]
+    assert np.allclose(out[[f"p_{lab}" for lab in trained.labels]].sum(axis=1), 1, atol=1e-3)
+    assert set(out["closest"]) <= set(trained.labels)
+    _, speech = run([trained.test_dir, "--models", trained.models], tmp_path)
+    threshold = model_card.read(trained.models).novelty.threshold
+    assert (speech["novelty"] > threshold).mean() <= 0.25 and out["novelty"].min() > speech["novelty"].max()
 
 
 def long_recording(trained, path: Path, clips: int = 8, pause: float = 1.2) -> tuple[list, list[str]]:
@@ -128,13 +154,13 @@ def test_long_recording_is_segmented(trained, tmp_path):
     alone = {p: r.proba.argmax() for p, r in zip(paths, Predictor.load(trained.models).predict(paths))}
     clip_of = [next(p for (a, b), p in zip(spans, paths) if a - 0.62 <= s["start"] and s["end"] <= b + 0.62)
                for s in segments]
-    agree = [s["predicted"] == trained.labels[alone[p]] for s, p in zip(segments, clip_of)]
+    agree = [s["closest"] == trained.labels[alone[p]] for s, p in zip(segments, clip_of)]
     assert np.mean(agree) >= 0.75, agree
     # the summary is the duration-weighted mean of the segments
     weights = np.array([s["end"] - s["start"] for s in segments])
     mean = {lab: np.average([s["probabilities"][lab] for s in segments], weights=weights) for lab in trained.labels}
     assert record["probabilities"] == pytest.approx(mean, abs=2e-3)
-    assert record["predicted"] == max(mean, key=mean.get)
+    assert record["closest"] == max(mean, key=mean.get)
 
     code, csv = run([tmp_path / "long.wav", "--models", trained.models], tmp_path)  # CSV: summary + segment rows
     assert list(csv["segment"]) == ["all", *map(str, range(1, len(segments) + 1))]
@@ -162,7 +188,7 @@ def test_bad_inputs_are_reported_and_the_rest_predicted(trained, tmp_path):
     assert errors.pop("silent.wav").startswith("silent")
     assert sorted(errors) == sorted(Path(p).name for p in good) and set(errors.values()) == {""}
     predicted = out[out["error"] == ""]
-    assert predicted["predicted"].isin(trained.labels).all() and (predicted["confidence"] != "").all()
+    assert predicted["closest"].isin(trained.labels).all() and (predicted["confidence"] != "").all()
     failed = out[out["error"] != ""]
     assert (failed["predicted"] == "").all() and "readme.txt" not in " ".join(out["path"])
 

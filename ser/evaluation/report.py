@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ser.evaluation.bootstrap import speaker_bootstrap
 from ser.evaluation.metrics import HEADLINE, scores
 from ser.evaluation.names import dataset_label, feature_source, short_model
 
@@ -52,21 +53,24 @@ def run_context(oof: pd.DataFrame, prepared: dict, features: dict, protocol: str
     }
 
 
-def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict) -> tuple[dict, list[list[int]]]:
+def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict, seed: int = 0) -> tuple[dict, list[list[int]]]:
     """(metrics.json content, confusion matrix in ``labels_of(oof)`` order).
 
-    Headline metrics are pooled over all out-of-fold predictions; ``cv`` holds their mean and
-    (population) std over folds, which results/cv.json lists one by one; ``calibration`` what
-    predict applies, when cv.json has it.
+    Headline metrics are pooled over all out-of-fold predictions; ``ci95`` their bootstrap interval over
+    speakers; ``cv`` their mean and (population) std over folds, which results/cv.json lists one by one;
+    ``calibration`` what predict applies and ``novelty`` its open-set threshold, when cv.json has them.
     """
     labels = labels_of(oof)
     s = scores(oof["actual"], oof["predicted"], labels)
+    ci = speaker_bootstrap(oof, labels, seed)
     cv = {}
     for m in HEADLINE:
         cv[f"{m}_mean"] = round(float(cv_summary["mean"][m]), DIGITS)
         cv[f"{m}_std"] = round(float(cv_summary["std"][m]), DIGITS)
     metrics = {
         **{m: round(s[m], DIGITS) for m in HEADLINE},
+        "ci95": {**{f"{m}_{end}": round(ci[m][i], DIGITS) for m in ("uar", "accuracy") for i, end in
+                    enumerate(("low", "high"))}, "resamples": ci["resamples"], "over": "speakers"},
         "cv": cv,
         "per_class": {metric_key(c): {k: round(v, DIGITS) if isinstance(v, float) else v for k, v in d.items()}
                       for c, d in s["per_class"].items()},
@@ -74,6 +78,12 @@ def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict) -> tuple[dict, 
     }
     if "calibration" in cv_summary:
         metrics["calibration"] = calibration_metrics(cv_summary["calibration"])
+    if "novelty" in cv_summary:
+        n = cv_summary["novelty"]
+        metrics["novelty"] = {"method": n["method"], "threshold": round(n["threshold"], DIGITS),
+                              "false_rejection_target": n["false_rejection_target"],
+                              **({"false_rejection_cross_fitted": round(n["false_rejection_cross_fitted"], DIGITS)}
+                                 if n["false_rejection_cross_fitted"] is not None else {})}
     return metrics, s["confusion"]
 
 

@@ -17,16 +17,20 @@ NO_SPEECH = object()  # a window's result when the VAD finds no speech in it
 
 @dataclass
 class Segment:
-    """Calibrated class probabilities of one window of a file (times in seconds)."""
+    """Calibrated class probabilities of one window of a file (times in seconds), its novelty score and
+    whether that rejects it as unlike the training corpus (``unknown``, :mod:`ser.trust`)."""
 
     start: float
     end: float
     proba: np.ndarray
+    novelty: float = 0.0
+    unknown: bool = False
 
 
 @dataclass
 class FileResult:
-    """One input: an utterance-level ``proba`` (duration-weighted mean of its segments) or an ``error``."""
+    """One input: an utterance-level ``proba`` and ``novelty`` (duration-weighted means of its segments'),
+    ``unknown`` when that novelty is above the model's threshold, or an ``error``."""
 
     path: str
     duration: float = 0.0
@@ -34,6 +38,8 @@ class FileResult:
     segments: list[Segment] = field(default_factory=list)
     segmented: bool = False  # longer than the window, so cut into segments
     proba: np.ndarray | None = None
+    novelty: float | None = None
+    unknown: bool = False
 
     @property
     def ok(self) -> bool:
@@ -68,7 +74,7 @@ class Loaded:
     wave: np.ndarray | None = None  # the samples, when the file came in one block
     clean: bool = False  # wave is already preprocessed (a file predicted whole)
     spans: list[tuple[int, int]] = field(default_factory=list)
-    proba: list[np.ndarray | str | None] = field(default_factory=list)
+    proba: list[tuple[np.ndarray, float] | str | None] = field(default_factory=list)  # (proba, novelty)
 
     @property
     def complete(self) -> bool:

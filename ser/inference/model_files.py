@@ -63,6 +63,23 @@ def _check_dim(extractor: Any, dim: int, folder: Path) -> None:
                          f"trained on {dim}; refusing to predict with mismatched features (retrain: dvc repro train)")
 
 
+def load_novelty(folder: Path, card: ModelCard) -> Any:
+    """The fitted novelty score of ``folder`` (``novelty.npz``), checked against the card's method."""
+    from ser.trust.novelty import FILE, Novelty
+
+    try:
+        novelty = Novelty.load(folder)
+    except FileNotFoundError:
+        raise ModelError(f"{folder}/{FILE} not found: the model folder is incomplete; retrain (dvc repro train)"
+                         ) from None
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file means the folder is unusable
+        raise ModelError(f"{folder}/{FILE}: cannot read the novelty score: {type(err).__name__}: {err}") from None
+    if novelty.method != card.novelty.method:
+        raise ModelError(f"{folder}/{FILE} holds a {novelty.method} score, model.json says {card.novelty.method}; "
+                         "the folder mixes two trainings: retrain (dvc repro train)")
+    return novelty
+
+
 def load_classifier(folder: Path, name: str, dim: int) -> Any:
     """The ``name`` classifier saved in ``folder``, checked to take ``dim`` features."""
     from ser.models import classifiers

@@ -10,23 +10,37 @@ from typing import Any
 import numpy as np
 
 from ser.inference.files import FileResult
+from ser.trust.uncertainty import entropy, margin
+
+UNKNOWN = "unknown"  # the label of input the novelty score rejects (its probabilities are still given)
+VERDICT = ("predicted", "closest", "confidence", "margin", "entropy", "novelty")
+
+
+def verdict(proba: np.ndarray | None, novelty: float | None, unknown: bool, labels: list[str]) -> dict:
+    """predicted (``unknown`` when rejected), the closest class, and the uncertainty of one prediction: top
+    probability, margin to the runner-up, normalised entropy (0 certain .. 1 uniform), novelty score."""
+    if proba is None:
+        return dict.fromkeys(VERDICT, "")
+    closest = labels[int(np.argmax(proba))]
+    return {"predicted": UNKNOWN if unknown else closest, "closest": closest,
+            "confidence": round(float(proba.max()), 4), "margin": round(float(margin(proba)), 4),
+            "entropy": round(float(entropy(proba)), 4), "novelty": round(float(novelty), 4)}
 
 
 def rows(result: FileResult, labels: list[str]) -> list[dict]:
     """Flat rows: the utterance (segment 'all'), then each segment when the file was cut."""
-    def row(segment: str, start: float, end: float, proba: np.ndarray | None) -> dict:
+    def row(segment: str, start: float, end: float, proba: np.ndarray | None, novelty: float | None,
+            unknown: bool) -> dict:
         out = {"path": result.path, "segment": segment, "start": start, "end": end,
-               "predicted": "", "confidence": ""}
-        if proba is not None:
-            out["predicted"], out["confidence"] = labels[int(np.argmax(proba))], round(float(proba.max()), 4)
+               **verdict(proba, novelty, unknown, labels)}
         out.update({f"p_{lab}": (round(float(proba[i]), 4) if proba is not None else "")
                     for i, lab in enumerate(labels)})
         out["error"] = result.error
         return out
 
-    out = [row("all", 0.0, result.duration, result.proba)]
+    out = [row("all", 0.0, result.duration, result.proba, result.novelty, result.unknown)]
     if result.segmented:
-        out += [row(str(i + 1), s.start, s.end, s.proba) for i, s in enumerate(result.segments)]
+        out += [row(str(i + 1), s.start, s.end, s.proba, s.novelty, s.unknown) for i, s in enumerate(result.segments)]
     return out
 
 
@@ -38,11 +52,9 @@ def as_json(result: FileResult, labels: list[str]) -> dict:
     out: dict[str, Any] = {"path": result.path, "duration": result.duration}
     if result.error:
         return {**out, "error": result.error}
-    out.update(predicted=labels[int(np.argmax(result.proba))], confidence=round(float(result.proba.max()), 4),
-               probabilities=probs(result.proba))
-    out["segments"] = [{"start": s.start, "end": s.end, "predicted": labels[int(np.argmax(s.proba))],
-                        "confidence": round(float(s.proba.max()), 4), "probabilities": probs(s.proba)}
-                       for s in result.segments]
+    out.update(**verdict(result.proba, result.novelty, result.unknown, labels), probabilities=probs(result.proba))
+    out["segments"] = [{"start": s.start, "end": s.end, **verdict(s.proba, s.novelty, s.unknown, labels),
+                        "probabilities": probs(s.proba)} for s in result.segments]
     return out
 
 
@@ -57,8 +69,7 @@ def write_output(path: str | Path, results: list[FileResult], labels: list[str],
             tmp.write_text(json.dumps(payload, indent=2) + "\n")
         else:
             flat = [row for r in results for row in rows(r, labels)]
-            fields = ["path", "segment", "start", "end", "predicted", "confidence",
-                      *[f"p_{lab}" for lab in labels], "error"]
+            fields = ["path", "segment", "start", "end", *VERDICT, *[f"p_{lab}" for lab in labels], "error"]
             with open(tmp, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=fields)
                 writer.writeheader()
@@ -74,9 +85,11 @@ def format_row(row: dict, labels: list[str], width: int = 40) -> str:
     if row["error"]:
         return f"{path:<{width}} {span}  ERROR: {row['error']}"
     probs = " ".join(f"{row[f'p_{lab}']:>{max(5, len(lab))}.2f}" for lab in labels)
-    return f"{path:<{width}} {span}  {row['predicted']:<12} {row['confidence']:>5.2f}  {probs}"
+    return (f"{path:<{width}} {span}  {row['predicted']:<12} {row['confidence']:>5.2f} {row['margin']:>6.2f} "
+            f"{row['novelty']:>8.3g}  {probs}")
 
 
 def table_header(labels: list[str], width: int = 40) -> str:
     probs = " ".join(f"{lab:>{max(5, len(lab))}}" for lab in labels)
-    return f"{'path':<{width}} {'start':>7} {'end':>7}  {'emotion':<12} {'conf':>5}  {probs}"
+    return (f"{'path':<{width}} {'start':>7} {'end':>7}  {'emotion':<12} {'conf':>5} {'margin':>6} {'novelty':>8}  "
+            f"{probs}")

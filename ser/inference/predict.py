@@ -34,18 +34,21 @@ from ser.inference.files import NO_SPEECH, FileResult, Loaded, Segment, Survey, 
 from ser.inference.segment import cut, loud_parts, plan
 from ser.models.model_card import ModelCard
 from ser.preprocess.pipeline import NoSpeech
+from ser.trust.novelty import Novelty, vectors
 
 log = logging.getLogger(__name__)
 
 
 class Predictor:
-    """A trained model folder, loaded once: extractor + classifier + temperature + windows."""
+    """A trained model folder, loaded once: extractor + classifier + temperature + novelty score + windows."""
 
-    def __init__(self, extractor: Any, model: Any, card: ModelCard, window_seconds: float | None = None,
+    def __init__(self, extractor: Any, model: Any, card: ModelCard, novelty: Novelty,
+                 window_seconds: float | None = None,
                  min_seconds: float = 0.25, silence_dbfs: float = -60.0, top_db: float = 30.0,
                  batch_seconds: float = 60.0, workers: int = 2, block_seconds: float = 30.0):
         self.extractor, self.model, self.card, self.labels = extractor, model, card, list(card.labels)
         self.temperature = card.calibration.temperature
+        self.novelty, self.threshold = novelty, card.novelty.threshold
         self.window_seconds = float(window_seconds or card.windows.max_clip_seconds)
         self.target_seconds = min(card.windows.median_clip_seconds, self.window_seconds)
         self.min_seconds, self.silence_dbfs, self.top_db = min_seconds, silence_dbfs, top_db
@@ -63,7 +66,7 @@ class Predictor:
         ``preprocess.demucs_checkpoint``; the rebuilt extractor's identity must
         still be the training one.
         """
-        from ser.inference.model_files import load_classifier, rebuild_extractor
+        from ser.inference.model_files import load_classifier, load_novelty, rebuild_extractor
         from ser.models import model_card
 
         folder = Path(folder)
@@ -73,7 +76,7 @@ class Predictor:
         options.setdefault("batch_seconds", params.features.batch_seconds)
         options.setdefault("min_seconds", params.data.min_duration)
         options.setdefault("silence_dbfs", params.data.silence_dbfs)
-        predictor = cls(extractor, model, card, segment_seconds, **options)
+        predictor = cls(extractor, model, card, load_novelty(folder, card), segment_seconds, **options)
         log.info("loaded %s: %s on %s features (dim %d), %d labels, temperature %.3f, windows up to %.2f s "
                  "(aim %.2f s)", folder, card.classifier, card.identity.get("extractor", "?"), card.dim,
                  len(card.labels), predictor.temperature, predictor.window_seconds, predictor.target_seconds)
@@ -137,14 +140,14 @@ class Predictor:
                     continue
             yield k, span, wave
 
-    def _classify(self, X: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities (len(X), K) in ``labels`` order."""
+    def _classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities (len(X), K) in ``labels`` order and the novelty score of each row."""
         proba = np.zeros((len(X), len(self.labels)))
         proba[:, np.asarray(self.model.classes_, dtype=int)] = self.model.predict_proba(X)
         if self.temperature != 1.0:
             from ser.models.calibration import apply_temperature
             proba = apply_temperature(proba, self.temperature)
-        return proba
+        return proba, self.novelty.score(vectors(X) if self.novelty.needs_vectors else None, proba)
 
     # -- streaming ------------------------------------------------------------------------------
 
@@ -175,9 +178,9 @@ class Predictor:
         for batch in embed_stream(collect(paths), self._read, windows, self.extractor, self.batch_seconds,
                                   self.workers):
             good = [i for i, r in enumerate(batch.results) if not isinstance(r, str)]
-            proba = self._classify(as_rows([batch.results[i] for i in good])) if good else []
-            for i, p in zip(good, proba):
-                batch.results[i] = p
+            proba, novelty = self._classify(as_rows([batch.results[i] for i in good])) if good else ([], [])
+            for i, p, n in zip(good, proba, novelty):
+                batch.results[i] = (p, float(n))
             for (item, k), result in zip(batch.keys, batch.results):
                 item.proba[k] = result
             while pending and pending[0].complete:
@@ -194,7 +197,10 @@ class Predictor:
         if result.error or failed or not speech:
             result.error = result.error or (failed[0] if failed else "no speech found by Silero VAD in any window")
             return result
-        result.segments = [Segment(round(s / sr, 3), round(e / sr, 3), p) for (s, e), p in speech]
+        result.segments = [Segment(round(s / sr, 3), round(e / sr, 3), p, n, n > self.threshold)
+                           for (s, e), (p, n) in speech]
         weights = np.array([e - s for (s, e), _ in speech], dtype=float)
-        result.proba = np.average(np.stack([p for _, p in speech]), axis=0, weights=weights)
+        result.proba = np.average(np.stack([p for _, (p, _) in speech]), axis=0, weights=weights)
+        result.novelty = float(np.average([n for _, (_, n) in speech], weights=weights))
+        result.unknown = result.novelty > self.threshold
         return result

@@ -1,9 +1,9 @@
 """models/model.json: the one typed description of a trained model folder.
 
 Written whole (atomically) by ``ser.models.train.train``, read by predict: the labels, the identity of the
-feature vectors and the params to rebuild their extractor, the training windows for long
-recordings, the temperature calibration and where the model came from. A card that is missing,
-invalid or of an older format is refused with a message that says to retrain.
+feature vectors and the params to rebuild their extractor, the training windows for long recordings, the
+temperature calibration, the novelty threshold (open-set rejection) and where the model came from. A card
+that is missing, invalid or of an older format is refused with a message that says to retrain.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ser.artifacts import write_json
 from ser.errors import ModelError
 
-CARD_VERSION = 1  # bump when a field changes meaning; predict refuses other versions
+CARD_VERSION = 2  # bump when a field changes meaning; predict refuses other versions
 CARD = "model.json"
 RETRAIN = "retrain (dvc repro train) to write a current one"
 
@@ -60,6 +60,17 @@ class Calibration(_Part):
     fold_temperatures: dict[str, float]
 
 
+class NoveltyCard(_Part):
+    """The open-set rejection predict applies (``ser.trust``): a score above ``threshold`` is ``unknown``."""
+
+    method: str
+    threshold: float = Field(allow_inf_nan=False)
+    false_rejection_target: float
+    false_rejection_cross_fitted: float | None  # None: one fold evaluated, not measurable
+    knn_k: int
+    fitted_on: int
+
+
 class TrainingContext(_Part):
     dataset: str
     rows: int
@@ -70,7 +81,7 @@ class TrainingContext(_Part):
 class ModelCard(_Part):
     """Everything predict needs besides the classifier's own files."""
 
-    card_version: Literal[1] = CARD_VERSION
+    card_version: Literal[2] = CARD_VERSION
     classifier: str
     labels: list[str] = Field(min_length=2)
     dim: int = Field(gt=0)
@@ -80,6 +91,7 @@ class ModelCard(_Part):
     tuned: bool
     windows: Windows
     calibration: Calibration
+    novelty: NoveltyCard
     trained_on: TrainingContext
 
 

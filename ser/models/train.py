@@ -16,8 +16,9 @@ from ser.errors import FeatureError
 from ser.evaluation.metrics import HEADLINE
 from ser.inference.segment import training_window
 from ser.models import classifiers, feasibility, model_card, tuning
-from ser.models.calibration import calibrate_oof
+from ser.models.calibration import calibrate_oof, calibrated_oof
 from ser.models.cv import Plan, cross_validate, fit_facts
+from ser.trust.crossfit import fit_novelty
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,10 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
         histories["final"] = history
 
     calibration = calibrate_oof(cv.oof, labels)
+    trust = fit_novelty(X, meta, y, calibrated_oof(cv.oof, labels, calibration), feasible.plan, params.seed,
+                        params.trust)
+    cv.oof["novelty"] = trust.oof_scores
+    summary["novelty"] = trust.summary
     summary["calibration"] = {k: calibration[k] for k in ("method", "reason", "temperature", "ece_before", "ece_after",
                                                            "nll_before", "nll_after", "candidate", "n", "protocol",
                                                            "fold_temperatures")}
@@ -123,10 +128,12 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
         windows=model_card.Windows(max_clip_seconds=training_window(durations),
                                    median_clip_seconds=training_window(durations, 0.5)),
         calibration=model_card.Calibration(**calibration),
+        novelty=model_card.NoveltyCard(**{k: trust.summary[k] for k in model_card.NoveltyCard.model_fields}),
         trained_on=model_card.TrainingContext(dataset=params.dataset, rows=len(X),
                                               clips=int((meta["aug"] == 0).sum()), protocol=summary["protocol"]))
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     module.save(model, model_dir)
+    trust.novelty.save(model_dir)
     model_card.write(model_dir, card)
     return Trained(cv.oof, summary, learning_curves(histories))

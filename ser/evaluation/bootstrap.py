@@ -1,0 +1,38 @@
+"""Bootstrap 95% intervals of UAR and accuracy over speakers: resample speakers, not clips.
+
+Clips of one speaker are not independent (one voice, one recording set-up), so resampling clips would
+make the interval too narrow. Each resample draws as many speakers as there are, with replacement, and
+pools all their out-of-fold predictions; the interval is the 2.5th and 97.5th percentile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+RESAMPLES = 1000
+
+
+def speaker_bootstrap(oof: pd.DataFrame, labels: list[str], seed: int, resamples: int = RESAMPLES) -> dict:
+    """{uar: [low, high], accuracy: [low, high], resamples, speakers} from models/oof.csv's rows."""
+    index = {lab: i for i, lab in enumerate(labels)}
+    actual = oof["actual"].astype(str).map(index).to_numpy()
+    predicted = oof["predicted"].astype(str).map(index).to_numpy()
+    speaker_codes, speakers = pd.factorize(oof["speaker"].astype(str))
+    k, n_speakers = len(labels), len(speakers)
+    # per speaker: clips per (actual class) and correct clips per class, so a resample is a weighted sum
+    total = np.zeros((n_speakers, k))
+    correct = np.zeros((n_speakers, k))
+    np.add.at(total, (speaker_codes, actual), 1)
+    np.add.at(correct, (speaker_codes, actual), actual == predicted)
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, n_speakers, n_speakers), minlength=n_speakers)
+                       for _ in range(resamples)])  # (resamples, speakers): how often each speaker is drawn
+    support, hits = counts @ total, counts @ correct
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, hits / support, np.nan)
+    uar = np.nanmean(recall, axis=1)  # over the classes present in the resample, as scores() does
+    accuracy = hits.sum(1) / support.sum(1)
+    return {"uar": [float(v) for v in np.percentile(uar, [2.5, 97.5])],
+            "accuracy": [float(v) for v in np.percentile(accuracy, [2.5, 97.5])],
+            "resamples": resamples, "speakers": n_speakers}

@@ -1,0 +1,114 @@
+"""ser.trust (novelty scores, their cross-fitted threshold, uncertainty) and the speaker bootstrap."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser.evaluation.bootstrap import speaker_bootstrap
+from ser.models.cv import plan
+from ser.trust.crossfit import fit_novelty
+from ser.trust.novelty import Novelty
+from ser.trust.params import TrustParams
+from ser.trust.uncertainty import entropy, margin, risk_coverage
+
+
+def clusters(n_per: int = 40, dim: int = 12, classes: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (classes, dim))
+    y = np.repeat(np.arange(classes), n_per)
+    return centres[y] + rng.normal(0, 1, (len(y), dim)), y, centres
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "knn"])
+def test_far_away_vectors_score_higher_and_the_score_survives_saving(method, tmp_path):
+    V, y, centres = clusters()
+    scorer = Novelty.fit(method, V, y, k=5)
+    near = centres[y] + np.random.default_rng(2).normal(0, 1, V.shape)  # the same classes, new draws
+    far = np.random.default_rng(3).normal(0, 1, (30, V.shape[1])) * 3 + 15
+    proba = np.full((len(V), 3), 1 / 3)
+    in_scores, out_scores = scorer.score(near, proba), scorer.score(far, proba[:30])
+    assert np.median(in_scores) < np.min(out_scores)
+    scorer.save(tmp_path)
+    back = Novelty.load(tmp_path)
+    assert back.method == method and back.k == 5
+    np.testing.assert_allclose(back.score(far, proba[:30]), out_scores)
+
+
+def test_mahalanobis_uses_the_shared_covariance_not_plain_distance():
+    """Two features that move together: a step along their correlation costs little, a much shorter step
+    against it costs a lot."""
+    rng = np.random.default_rng(0)
+    u = rng.normal(0, 1, 400)
+    V = np.column_stack([u, u + rng.normal(0, 0.1, 400)])
+    scorer = Novelty.fit("mahalanobis", V, np.zeros(400, int))
+    along, across = scorer.score(np.array([[2.0, 2.0], [0.3, -0.3]]), np.ones((2, 1)))
+    assert along == pytest.approx(2.0, rel=0.2) and across > along  # plain distance: across is 7x nearer
+
+
+def test_msp_is_one_minus_the_top_probability():
+    proba = np.array([[0.7, 0.2, 0.1], [0.34, 0.33, 0.33]])
+    np.testing.assert_allclose(Novelty.fit("msp", None, np.zeros(2)).score(None, proba), [0.3, 0.66])
+    with pytest.raises(ValueError, match="trust.novelty"):
+        Novelty.fit("energy", None, np.zeros(2))
+
+
+def corpus(speakers: int = 10, per: int = 12, seed: int = 0):
+    V, y, _ = clusters(n_per=speakers * per // 3, seed=seed)
+    meta = pd.DataFrame({"clip_id": [f"c{i}" for i in range(len(y))], "label": y.astype(str),
+                         "speaker": [f"s{i % speakers}" for i in range(len(y))], "aug": 0})
+    return V, y, meta
+
+
+def test_the_threshold_rejects_about_the_target_share_of_unseen_speakers_measured_cross_fitted():
+    V, y, meta = corpus()
+    cv = plan(meta["speaker"].to_numpy(), 5, "speaker")
+    proba = np.full((len(y), 3), 1 / 3)
+    fitted = fit_novelty(V, meta, y, proba, cv, 0, TrustParams(false_rejection=0.1))
+    s = fitted.summary
+    assert s["threshold"] == pytest.approx(np.quantile(fitted.oof_scores, 0.9))
+    assert 0.02 <= s["false_rejection_cross_fitted"] <= 0.25 and len(s["false_rejection_per_fold"]) == 5
+    assert s["fitted_on"] == len(y) and fitted.novelty.method == "mahalanobis"
+
+
+def test_a_single_evaluated_fold_cannot_measure_false_rejection():
+    V, y, meta = corpus()
+    cv = plan(meta["speaker"].to_numpy(), 5, "speaker", max_folds=1)
+    from ser.models.cv import outer_folds
+
+    tested = len(outer_folds(meta, cv, 0)[0][1])
+    fitted = fit_novelty(V, meta, y, np.full((tested, 3), 1 / 3), cv, 0, TrustParams())
+    assert fitted.summary["false_rejection_cross_fitted"] is None and "cannot be cross-fitted" in fitted.summary[
+        "protocol"]
+    with pytest.raises(ValueError, match="out-of-fold rows"):
+        fit_novelty(V, meta, y, np.full((tested + 1, 3), 1 / 3), cv, 0, TrustParams())
+
+
+def test_entropy_margin_and_risk_coverage():
+    proba = np.array([[1.0, 0.0, 0.0, 0.0], [0.25] * 4, [0.5, 0.3, 0.1, 0.1]])
+    np.testing.assert_allclose(entropy(proba)[:2], [0.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(margin(proba), [1.0, 0.0, 0.2])
+    coverage, accuracy = risk_coverage(np.array([0.9, 0.8, 0.3, 0.2]), np.array([1, 1, 0, 1]))
+    np.testing.assert_allclose(coverage, [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(accuracy, [1.0, 1.0, 2 / 3, 0.75])
+
+
+def oof_of(correct_by_speaker: dict[str, float], clips: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for speaker, rate in correct_by_speaker.items():
+        for i in range(clips):
+            actual = ["a", "b"][i % 2]
+            wrong = {"a": "b", "b": "a"}[actual]
+            rows.append({"speaker": speaker, "actual": actual, "predicted": actual if rng.random() < rate else wrong})
+    return pd.DataFrame(rows)
+
+
+def test_the_bootstrap_resamples_speakers():
+    perfect = speaker_bootstrap(oof_of({f"s{i}": 1.0 for i in range(6)}), ["a", "b"], 0)
+    assert perfect["uar"] == [1.0, 1.0] and perfect["speakers"] == 6
+    # half the speakers always right, half always wrong: clip resampling would give a narrow interval
+    # around 0.5; speakers are only 8 draws, so the interval is wide
+    split = speaker_bootstrap(oof_of({f"s{i}": float(i % 2) for i in range(8)}), ["a", "b"], 0)
+    low, high = split["uar"]
+    assert low < 0.3 and high > 0.7 and low <= 0.5 <= high
+    assert speaker_bootstrap(oof_of({f"s{i}": float(i % 2) for i in range(8)}), ["a", "b"], 0) == split
