@@ -21,6 +21,7 @@ from ser.features import REGISTRY as EXTRACTORS
 from ser.models import classifiers
 from ser.preprocess.params import PreprocessParams, SileroParams  # noqa: F401 - the params.yaml groups
 from ser.section import Section as _Section
+from ser.section import describe
 from ser.trust.params import TrustParams
 
 
@@ -79,6 +80,8 @@ class FeatureParams(_Section):
     max_failed_fraction: float = Field(0.05, ge=0, le=1, description="extract fails above this share of clips")
     default_preprocessor: bool = Field(False, description="ssl/whisper: a checkpoint without preprocessor config "
                                                           "is an error unless true")
+    normalize: Literal["none", "speaker"] = Field("none", description="speaker: each speaker's vectors standardised "
+                                                  "with that speaker's own clips (transductive)")
     mfcc: MfccParams = MfccParams()
 
 
@@ -181,6 +184,9 @@ class _Params(_Section):
                 "frame sequences: set features.pooling: none (and features.layers: all to learn the layer weights)"
                 if frames else f"one vector per clip: set features.pooling to mean or mean_std (it is none), or use "
                 f"a sequence classifier ({', '.join(n for n in classifiers.REGISTRY if classifiers.takes_frames(n))})"))
+        if self.features.normalize == "speaker" and (frames or classifiers.takes_audio(self.classifier)):
+            raise ValueError(f"features.normalize: speaker standardises one vector per clip; {self.classifier} reads "
+                             "frame sequences or audio: set features.normalize: none")
         check = getattr(classifiers.get(self.classifier), "check", None)
         if check:
             check(self)
@@ -228,7 +234,7 @@ def load_params(path: str | Path = "params.yaml", need_data: bool = False) -> Pa
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(f"{path}: invalid parameters\n{_describe(err)}") from None
+        raise ConfigError(f"{path}: invalid parameters\n{describe(err)}") from None
     if need_data:
         try:
             registry.check(params, need_data=True)
@@ -238,19 +244,3 @@ def load_params(path: str | Path = "params.yaml", need_data: bool = False) -> Pa
         if params.preprocess.denoise == "demucs" and not Path(checkpoint).expanduser().is_file():
             raise ConfigError(f"{path}: preprocess.demucs_checkpoint: {checkpoint} is not a file")
     return params
-
-
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        value = e.get("input")
-        if e["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (check the spelling against params.yaml)")
-        elif e["type"] == "value_error" and not key:
-            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
-        else:
-            hint = " (quote it, e.g. '01', so YAML reads it as text)" if e["type"] == "string_type" else ""
-            lines.append(f"  {key or '(top level)'}: {value!r} is invalid: {e['msg']}{hint}")
-    return "\n".join(lines)
-

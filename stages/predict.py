@@ -3,6 +3,7 @@
     python -m stages.predict clip.wav recordings/ [--models models] [--output out.csv|out.json]
         [--encoder PATH]  # the encoder folder of training, when it has moved
         [--denoiser PATH]  # the Demucs checkpoint of training (preprocess.denoise: demucs), when it has moved
+        [--speaker NAME | --speakers speakers.csv]  # models trained with features.normalize: speaker
 
 Each prediction comes with its uncertainty (top probability, margin to the runner-up, normalised entropy)
 and a novelty score; input above the model's novelty threshold is labelled ``unknown``, its class
@@ -48,11 +49,40 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--denoiser", metavar="PATH",
                     help="preprocess.denoise: demucs: the training checkpoint's file, when it has moved (the same "
                          "weights)")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--speaker", metavar="NAME",
+                       help="models trained with features.normalize: speaker: every file is this one speaker")
+    group.add_argument("--speakers", metavar="CSV",
+                       help="models trained with features.normalize: speaker: a CSV with path and speaker columns")
     ap.add_argument("--quiet", "-q", action="store_true", help="do not print the table")
     args = ap.parse_args(argv)
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
         ap.error(f"--output {args.output}: use a .csv or .json file name")
     return args
+
+
+def speakers_of(args: argparse.Namespace, speaker_norm: bool) -> str | dict[str, str] | None:
+    """--speaker NAME, or {path: speaker} from --speakers; an error unless the model needs them."""
+    from ser.errors import ConfigError
+
+    given = args.speaker or args.speakers
+    if speaker_norm and not given:
+        raise ConfigError(f"{args.models} was trained with features.normalize: speaker (transductive): each "
+                          "speaker's features are standardised with several clips of that speaker; pass --speaker NAME "
+                          "(all files one speaker) or --speakers FILE.csv (path,speaker)")
+    if given and not speaker_norm:
+        raise ConfigError(f"--speaker/--speakers: {args.models} was not trained with features.normalize: speaker")
+    if not args.speakers:
+        return args.speaker
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(args.speakers, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--speakers {args.speakers}: cannot read it as CSV: {err}") from None
+    if not {"path", "speaker"} <= set(table.columns):
+        raise ConfigError(f"--speakers {args.speakers}: needs path and speaker columns, has {list(table.columns)}")
+    return {str(Path(p).resolve()): s for p, s in zip(table["path"], table["speaker"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,10 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", err)
         return 2
     labels = predictor.labels
+    try:
+        speakers = speakers_of(args, predictor.speaker_norm)
+    except SerError as err:
+        log.error("%s", err)
+        return 2
     start, results = time.perf_counter(), []
     if not args.quiet:
         print(table_header(labels), flush=True)
-    for result in predictor.predict(args.paths):
+    for result in predictor.predict(args.paths, speakers):
         results.append(result)
         if not args.quiet:
             for row in rows(result, labels):

@@ -12,6 +12,7 @@ import soundfile as sf
 from ser import features
 from ser.config import Params
 from ser.features.extract import Extraction, extract, feature_params
+from ser.features.speaker_norm import by_speaker
 from ser.models.train import Trained, train
 
 
@@ -27,6 +28,8 @@ def train_models(root: Path, clips: pd.DataFrame, params: Params) -> tuple[Train
     extractor = features.build(params)
     embedded = extract(listed, extractor, root / "cache", params.augment, params.seed,
                        params.features.batch_seconds, workers=2, frames_path=root / "frames.npy")
+    if params.features.normalize == "speaker":  # as the extract stage does
+        embedded.X = by_speaker(embedded.X, embedded.meta["speaker"].to_numpy(), embedded.meta["aug"].to_numpy() == 0)
     described = {"identity": extractor.identity(), "feature_params": feature_params(params)}
     used = listed["clip_id"].isin(embedded.meta["clip_id"])
     return train(embedded.X, embedded.meta, params, described, root / "models", listed.loc[used, "duration"]), embedded

@@ -55,6 +55,7 @@ class Predictor:
         self.batch_seconds, self.workers, self.block_seconds = batch_seconds, max(1, workers), block_seconds
         self.sample_rate = int(extractor.sample_rate)
         self.chain = preprocessor(extractor)  # the training run's preprocess chain, or None
+        self.speaker_norm = card.feature_params.get("features", {}).get("normalize") == "speaker"
 
     @classmethod
     def load(cls, folder: str | Path = "models", segment_seconds: float | None = None, device: str | None = None,
@@ -151,12 +152,16 @@ class Predictor:
 
     # -- streaming ------------------------------------------------------------------------------
 
-    def predict(self, paths: Iterable[str | Path]) -> Iterator[FileResult]:
+    def predict(self, paths: Iterable[str | Path], speakers: str | dict[str, str] | None = None
+                ) -> Iterator[FileResult]:
         """One FileResult per input file (folders expanded), in input order, as soon as it is complete.
 
         Files go through ``ser.features.stream.embed_stream`` (the extract stage's loop): the first pass runs
         ahead on reader threads, windows are cut as the batches need them, batched by similar
         length with at most ``batch_seconds`` of padded audio per ``extractor.transform`` call.
+        A speaker-normalised model (``features.normalize: speaker``) needs ``speakers``: one name for all
+        files, or {resolved path: speaker}; its files are classified once every window is embedded, each
+        speaker's windows standardised with that speaker's statistics.
         """
         from ser.features.stream import embed_stream
 
@@ -175,18 +180,49 @@ class Predictor:
                 item.error = f"not readable a second time: {decode_error(err)}"
                 item.proba = [item.error if p is None else p for p in item.proba]
 
+        if self.speaker_norm and not speakers:
+            raise ValueError("this model was trained with features.normalize: speaker: give the files' speakers")
+        waiting: list[tuple[tuple, np.ndarray]] = []  # speaker normalisation: windows held until all are embedded
         for batch in embed_stream(collect(paths), self._read, windows, self.extractor, self.batch_seconds,
                                   self.workers):
             good = [i for i, r in enumerate(batch.results) if not isinstance(r, str)]
-            proba, novelty = self._classify(as_rows([batch.results[i] for i in good])) if good else ([], [])
-            for i, p, n in zip(good, proba, novelty):
-                batch.results[i] = (p, float(n))
+            if self.speaker_norm:
+                waiting += [(batch.keys[i], batch.results[i]) for i in good]
+            elif good:
+                proba, novelty = self._classify(as_rows([batch.results[i] for i in good]))
+                for i, p, n in zip(good, proba, novelty):
+                    batch.results[i] = (p, float(n))
             for (item, k), result in zip(batch.keys, batch.results):
-                item.proba[k] = result
+                if not (self.speaker_norm and not isinstance(result, str)):
+                    item.proba[k] = result
             while pending and pending[0].complete:
                 yield self._result(pending.popleft())
+        if waiting:
+            self._classify_by_speaker(waiting, speakers)
         while pending:
             yield self._result(pending.popleft())
+
+    def _classify_by_speaker(self, windows: list[tuple[tuple, np.ndarray]], speakers: str | dict[str, str]) -> None:
+        """Classify each speaker's windows standardised with that speaker's statistics (all their windows)."""
+        from ser.features.speaker_norm import standardise
+
+        groups: dict[str, list] = {}
+        for (item, k), vector in windows:
+            name = speakers if isinstance(speakers, str) else speakers.get(str(Path(item.path).resolve()))
+            if name is None:
+                item.proba[k] = "no speaker given for this file (--speakers)"
+                continue
+            groups.setdefault(name, []).append(((item, k), vector))
+        for name, group in groups.items():
+            X = np.stack([v for _, v in group])
+            try:
+                proba, novelty = self._classify(standardise(X, X))
+            except ValueError as err:  # too few clips of this speaker for statistics
+                for (item, k), _ in group:
+                    item.proba[k] = f"speaker {name}: {err}"
+                continue
+            for ((item, k), _), p, n in zip(group, proba, novelty):
+                item.proba[k] = (p, float(n))
 
     def _result(self, item: Loaded) -> FileResult:
         sr = self.sample_rate

@@ -14,6 +14,7 @@ import pandas as pd
 from ser.config import Params
 from ser.errors import FeatureError
 from ser.evaluation.metrics import HEADLINE
+from ser.features.speaker_norm import TRANSDUCTIVE
 from ser.inference.segment import training_window
 from ser.models import classifiers, feasibility, model_card, tuning
 from ser.models.calibration import calibrate_oof, calibrated_oof
@@ -96,6 +97,8 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
 
     cv = cross_validate(X, meta, labels, fit_fold, feasible.plan, params.seed)
     summary = summarize_folds(cv.folds, params, feasible.plan, feasible.notes)
+    if features["feature_params"]["features"].get("normalize") == "speaker":
+        summary["protocol"] += TRANSDUCTIVE
     log.info("CV fold-mean accuracy %.3f, fold-mean UAR %.3f (std over folds %.3f)", summary["mean"]["accuracy"],
              summary["mean"]["uar"], summary["std"]["uar"])
 
