@@ -128,7 +128,7 @@ def _check_skops_types(folder: Path) -> None:
     ser.models.classifiers) estimator classes: skops calls a trusted name with stored arguments on load, so
     trusting e.g. every ``numpy.*`` name would let a crafted file run ``numpy.load(...,
     allow_pickle=True)`` on a pickle shipped beside it."""
-    files = sorted(folder.glob("*.skops"))
+    files = sorted(folder.rglob("*.skops"))  # an ensemble keeps its members in sub-folders
     if not files:
         return
     import skops.io as sio

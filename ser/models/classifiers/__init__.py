@@ -35,6 +35,7 @@ REGISTRY = {
     "attentive": "ser.models.classifiers.attentive",    # frame sequences: learned layer weights + attentive pooling
     "cnn_bilstm": "ser.models.classifiers.cnn_bilstm",  # frame sequences: the two-tier system's Tier-1 model
     "finetune": "ser.models.classifiers.finetune",      # the audio: fine-tunes the encoder of features.model
+    "ensemble": "ser.models.classifiers.ensemble",      # late fusion of svm / mlp / xgboost
 }
 
 # fit parameters a classifier may take, and the embeddings column each comes from (texts: when the
