@@ -148,6 +148,7 @@ class CvParams(_Section):
     folds: int = Field(5, ge=2)
     group_by: Literal["speaker", "none"] = "speaker"
     max_folds: int | None = Field(None, ge=1, description="evaluate only the first N folds (labelled so); null: all")
+    tta: bool = Field(False, description="average each test clip with its augmented copies (augment.n_augmentations)")
 
 
 class UmapParams(_Section):
@@ -194,6 +195,9 @@ class _Params(_Section):
         if self.tune.n_jobs > 1 and unsafe:
             raise ValueError(f"tune.n_jobs: {self.tune.n_jobs} threads cannot tune {self.classifier}: {unsafe}. "
                              "Set tune.n_jobs: 1 and add worker processes instead (python -m ser.models.tuning)")
+        if self.cv.tta and not self.augment.n_augmentations:
+            raise ValueError("cv.tta averages each test clip with its augmented copies: set augment.n_augmentations"
+                             " >= 1")
         registry.check(self)
         return self
 

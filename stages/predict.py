@@ -4,6 +4,7 @@
         [--encoder PATH]  # the encoder folder of training, when it has moved
         [--denoiser PATH]  # the Demucs checkpoint of training (preprocess.denoise: demucs), when it has moved
         [--speaker NAME | --speakers speakers.csv]  # models trained with features.normalize: speaker
+        [--tta K]  # average each window with K augmented copies
 
 Each prediction comes with its uncertainty (top probability, margin to the runner-up, normalised entropy)
 and a novelty score; input above the model's novelty threshold is labelled ``unknown``, its class
@@ -49,6 +50,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--denoiser", metavar="PATH",
                     help="preprocess.denoise: demucs: the training checkpoint's file, when it has moved (the same "
                          "weights)")
+    ap.add_argument("--tta", type=int, default=0, metavar="K",
+                    help="test-time augmentation: average each window with K augmented copies (the training run's "
+                         "augment settings; K times slower)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--speaker", metavar="NAME",
                        help="models trained with features.normalize: speaker: every file is this one speaker")
@@ -56,6 +60,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                        help="models trained with features.normalize: speaker: a CSV with path and speaker columns")
     ap.add_argument("--quiet", "-q", action="store_true", help="do not print the table")
     args = ap.parse_args(argv)
+    if args.tta < 0:
+        ap.error(f"--tta {args.tta}: the number of augmented copies must be >= 0")
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
         ap.error(f"--output {args.output}: use a .csv or .json file name")
     return args
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = {"batch_seconds": args.batch_seconds} if args.batch_seconds else {}
         predictor = Predictor.load(args.models, args.segment_seconds, args.device, args.encoder, args.denoiser,
-                                   top_db=args.top_db, workers=max(1, args.workers), **options)
+                                   args.tta, top_db=args.top_db, workers=max(1, args.workers), **options)
     except SerError as err:
         log.error("%s", err)
         return 2

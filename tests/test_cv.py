@@ -141,3 +141,28 @@ def test_folds_whose_test_side_lacks_a_class_say_so():
     tested = {s for f in result.folds if "rare" in f["test_classes"] for s in
               result.oof.loc[result.oof["fold"] == f["fold"], "speaker"]}
     assert {"spk000", "spk001"} & tested
+
+
+def test_test_time_augmentation_averages_each_test_clip_with_its_own_copies():
+    X, meta = make_embeddings(clips=120, speakers=6, copies=2, separation=2.0)
+    labels = sorted(meta["label"].unique())
+    y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    models = []
+
+    def fit_fold(rows, k):
+        models.append(LogisticRegression(max_iter=500).fit(X[rows], y[rows]))
+        return models[-1], {}
+
+    plain = cross_validate(X, meta, labels, fit_fold, Plan(3, "speaker", 3), seed=0)
+    models.clear()
+    tta_plan = Plan(3, "speaker", 3, tta=True)
+    tta = cross_validate(X, meta, labels, fit_fold, tta_plan, seed=0)
+    assert "test-time augmentation" in tta_plan.protocol and "cv.tta" in tta_plan.protocol
+    columns = [f"p_{lab}" for lab in labels]
+    row = tta.oof.iloc[0]
+    fold, clip = int(row["fold"]), row["clip_id"]
+    own = np.flatnonzero(meta["clip_id"].to_numpy() == clip)
+    assert len(own) == 3  # the original and two copies
+    np.testing.assert_allclose(row[columns].to_numpy(float), models[fold].predict_proba(X[own]).mean(0), atol=1e-9)
+    assert not np.allclose(plain.oof[columns].to_numpy(), tta.oof[columns].to_numpy())
+    assert (plain.oof["clip_id"] == tta.oof["clip_id"]).all()

@@ -122,6 +122,25 @@ def test_unfamiliar_input_is_unknown_and_new_speakers_mostly_are_not(trained, tm
     assert (speech["novelty"] > threshold).mean() <= 0.25 and out["novelty"].min() > speech["novelty"].max()
 
 
+def test_test_time_augmentation_averages_each_file_with_its_augmented_copies(trained, tmp_path):
+    from ser.config import AugmentParams
+    from ser.features.augment import Augmenter
+
+    paths = [str(p) for p in sorted(trained.test_dir.glob("*.wav"))[:4]]
+    code, out = run([*paths, "--models", trained.models, "--tta", "2"], tmp_path)
+    assert code == 0
+    augmenter = Augmenter(AugmentParams(), 0, SR)  # the training run's augment settings and seed
+    extractor = features.build(Params.model_validate({"features": {"extractor": "mfcc"}}))
+    for path, got in zip(paths, out[[f"p_{lab}" for lab in trained.labels]].to_numpy()):
+        wave = load(path, SR)
+        waves = [wave, *(augmenter(wave, f"{path}#0", j) for j in (1, 2))]
+        expected = apply_temperature(trained.model.predict_proba(extractor.transform(waves)), trained.temperature)
+        np.testing.assert_allclose(got, expected.mean(0), atol=1e-4)
+    _, plain = run([*paths, "--models", trained.models], tmp_path)
+    assert not np.allclose(plain[[f"p_{lab}" for lab in trained.labels]].to_numpy(),
+                           out[[f"p_{lab}" for lab in trained.labels]].to_numpy())
+
+
 def long_recording(trained, path: Path, clips: int = 8, pause: float = 1.2) -> tuple[list, list[str]]:
     """Held-out clips with pauses between them (~20 s; every other pause digital silence); returns
     each clip's span and path."""

@@ -80,11 +80,13 @@ def extract(manifest: pd.DataFrame, extractor: Extractor, cache_root: str | Path
 
 
 def feature_params(params: Params) -> dict:
-    """The sections of ``params`` that rebuild the extractor and its input checks (features.json and
-    the model card keep them, so predict computes what training did, whatever params.yaml says now)."""
+    """The sections of ``params`` that rebuild the extractor and its input checks, and the augmentation
+    (features.json and the model card keep them, so predict computes what training did, whatever
+    params.yaml says now)."""
     return {"features": params.features.model_dump(mode="json"),
             "data": params.data.model_dump(mode="json", include={"sample_rate", "min_duration", "silence_dbfs"}),
-            "preprocess": params.preprocess.model_dump(mode="json")}
+            "preprocess": params.preprocess.model_dump(mode="json"),
+            "augment": params.augment.model_dump(mode="json"), "seed": params.seed}  # for predict --tta
 
 
 @dataclass

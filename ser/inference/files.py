@@ -75,6 +75,7 @@ class Loaded:
     clean: bool = False  # wave is already preprocessed (a file predicted whole)
     spans: list[tuple[int, int]] = field(default_factory=list)
     proba: list[tuple[np.ndarray, float] | str | None] = field(default_factory=list)  # (proba, novelty)
+    parts: dict[int, list] = field(default_factory=dict)  # test-time augmentation: a window's results so far
 
     @property
     def complete(self) -> bool:

@@ -28,9 +28,11 @@ import numpy as np
 
 from ser.corpora.audio import EMPTY, decode_error, undecodable
 from ser.embeddings import as_rows
+from ser.errors import ModelError
 from ser.features import preprocessor
 from ser.features.stream import reason
 from ser.inference.files import NO_SPEECH, FileResult, Loaded, Segment, Survey, collect  # noqa: F401
+from ser.inference.grouping import TestTimeAugmentation, classify_by_speaker
 from ser.inference.segment import cut, loud_parts, plan
 from ser.models.model_card import ModelCard
 from ser.preprocess.pipeline import NoSpeech
@@ -56,16 +58,18 @@ class Predictor:
         self.sample_rate = int(extractor.sample_rate)
         self.chain = preprocessor(extractor)  # the training run's preprocess chain, or None
         self.speaker_norm = card.feature_params.get("features", {}).get("normalize") == "speaker"
+        self.tta = TestTimeAugmentation(0, None, 0, self.sample_rate)
 
     @classmethod
     def load(cls, folder: str | Path = "models", segment_seconds: float | None = None, device: str | None = None,
-             encoder: str | None = None, denoiser: str | None = None, **options: Any) -> Predictor:
+             encoder: str | None = None, denoiser: str | None = None, tta: int = 0, **options: Any) -> Predictor:
         """Load ``folder`` (model.json, the classifier's files); raise ModelError if unusable.
 
         ``device`` overrides the training run's ``features.device``, ``encoder`` its
         ``features.model`` (an encoder folder that moved), ``denoiser`` its
         ``preprocess.demucs_checkpoint``; the rebuilt extractor's identity must
-        still be the training one.
+        still be the training one. ``tta`` augmented copies of each window are averaged with it,
+        made by the training run's augment settings.
         """
         from ser.inference.model_files import load_classifier, load_novelty, rebuild_extractor
         from ser.models import model_card
@@ -78,6 +82,9 @@ class Predictor:
         options.setdefault("min_seconds", params.data.min_duration)
         options.setdefault("silence_dbfs", params.data.silence_dbfs)
         predictor = cls(extractor, model, card, load_novelty(folder, card), segment_seconds, **options)
+        if tta and predictor.speaker_norm:
+            raise ModelError(f"{folder}: test-time augmentation is not combined with a speaker-normalised model")
+        predictor.tta = TestTimeAugmentation(tta, params.augment, params.seed, predictor.sample_rate)
         log.info("loaded %s: %s on %s features (dim %d), %d labels, temperature %.3f, windows up to %.2f s "
                  "(aim %.2f s)", folder, card.classifier, card.identity.get("extractor", "?"), card.dim,
                  len(card.labels), predictor.temperature, predictor.window_seconds, predictor.target_seconds)
@@ -175,7 +182,7 @@ class Predictor:
             try:
                 for k, span, wave in self._windows(item):
                     item.spans[k] = span
-                    yield (item, k), wave
+                    yield from self.tta.waves((item, k), wave)
             except Exception as err:  # noqa: BLE001 - the second read failed: the file changed or vanished
                 item.error = f"not readable a second time: {decode_error(err)}"
                 item.proba = [item.error if p is None else p for p in item.proba]
@@ -192,37 +199,15 @@ class Predictor:
                 proba, novelty = self._classify(as_rows([batch.results[i] for i in good]))
                 for i, p, n in zip(good, proba, novelty):
                     batch.results[i] = (p, float(n))
-            for (item, k), result in zip(batch.keys, batch.results):
+            for key, result in zip(batch.keys, batch.results):
                 if not (self.speaker_norm and not isinstance(result, str)):
-                    item.proba[k] = result
+                    self.tta.collect(key, result)
             while pending and pending[0].complete:
                 yield self._result(pending.popleft())
         if waiting:
-            self._classify_by_speaker(waiting, speakers)
+            classify_by_speaker(self._classify, waiting, speakers)
         while pending:
             yield self._result(pending.popleft())
-
-    def _classify_by_speaker(self, windows: list[tuple[tuple, np.ndarray]], speakers: str | dict[str, str]) -> None:
-        """Classify each speaker's windows standardised with that speaker's statistics (all their windows)."""
-        from ser.features.speaker_norm import standardise
-
-        groups: dict[str, list] = {}
-        for (item, k), vector in windows:
-            name = speakers if isinstance(speakers, str) else speakers.get(str(Path(item.path).resolve()))
-            if name is None:
-                item.proba[k] = "no speaker given for this file (--speakers)"
-                continue
-            groups.setdefault(name, []).append(((item, k), vector))
-        for name, group in groups.items():
-            X = np.stack([v for _, v in group])
-            try:
-                proba, novelty = self._classify(standardise(X, X))
-            except ValueError as err:  # too few clips of this speaker for statistics
-                for (item, k), _ in group:
-                    item.proba[k] = f"speaker {name}: {err}"
-                continue
-            for ((item, k), _), p, n in zip(group, proba, novelty):
-                item.proba[k] = (p, float(n))
 
     def _result(self, item: Loaded) -> FileResult:
         sr = self.sample_rate

@@ -38,6 +38,7 @@ class Plan:
     group_by: str  # speaker | none
     requested: int  # cv.folds as set in params.yaml
     evaluated: int | None = None  # cv.max_folds: only the first ones are fitted and tested
+    tta: bool = False  # cv.tta: a test clip's probabilities are averaged with its augmented copies'
 
     @property
     def tested(self) -> int:
@@ -61,20 +62,22 @@ class Plan:
         if self.tested < self.folds:
             text += (f", only the first {self.tested} of its {self.folds} folds evaluated (cv.max_folds): "
                      f"about {self.tested / self.folds:.0%} of the clips tested")
+        if self.tta:
+            text += ", test-time augmentation: each test clip averaged with its augmented copies (cv.tta)"
         return text
 
 
-def plan(speakers: np.ndarray, folds: int, group_by: str, max_folds: int | None = None) -> Plan:
+def plan(speakers: np.ndarray, folds: int, group_by: str, max_folds: int | None = None, tta: bool = False) -> Plan:
     """The protocol for these clips' speakers: ``folds`` folds, or one per speaker when there are
     fewer speakers than folds (leave-one-speaker-out, the honest default for TESS or SAVEE); with
     ``max_folds`` only that many are evaluated (fine-tuning every fold can cost hours each)."""
     if group_by != "speaker":
-        return Plan(folds, group_by, folds, max_folds)
+        return Plan(folds, group_by, folds, max_folds, tta)
     n_speakers = len(np.unique(speakers))
     if n_speakers < 2:
         raise ValueError(f"speaker-independent CV needs two or more speakers, the data has {n_speakers}; "
                          "set cv.group_by: none (speakers shared across folds, not speaker-independent)")
-    return Plan(min(folds, n_speakers), group_by, folds, max_folds)
+    return Plan(min(folds, n_speakers), group_by, folds, max_folds, tta)
 
 
 def assign_folds(labels: np.ndarray, speakers: np.ndarray, cv: Plan, seed: int) -> np.ndarray:
@@ -201,6 +204,8 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
                  len(train), meta["speaker"].iloc[train].nunique(), len(test), meta["speaker"].iloc[test].nunique())
         model, facts = fit_fold(train, k)
         proba = predict_proba(model, X[test], len(labels))
+        if cv.tta:
+            proba = with_copies(proba, model, X, meta, test, len(labels))
         part = meta.iloc[test][["clip_id", "speaker", "label"]].rename(columns={"label": "actual"})
         part.insert(0, "fold", k)
         part["predicted"] = [labels[i] for i in proba.argmax(1)]
@@ -221,6 +226,18 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
         parts.append(part)
     result.oof = pd.concat(parts, ignore_index=True)
     return result
+
+
+def with_copies(proba: np.ndarray, model: BaseEstimator, X, meta: pd.DataFrame, test: np.ndarray,
+                n_labels: int) -> np.ndarray:
+    """Test-time augmentation: each test clip's probabilities averaged over it and its augmented copies."""
+    ids = meta["clip_id"].to_numpy()
+    copies = np.flatnonzero(np.isin(ids, ids[test]) & (meta["aug"].to_numpy() > 0))
+    owner = pd.Index(ids[test]).get_indexer(ids[copies])
+    total, count = proba.copy(), np.ones(len(test))
+    np.add.at(total, owner, predict_proba(model, X[copies], n_labels))
+    np.add.at(count, owner, 1)
+    return total / count[:, None]
 
 
 def final_step(model: BaseEstimator) -> BaseEstimator:

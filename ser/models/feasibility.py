@@ -45,7 +45,7 @@ def check(clips: pd.DataFrame, cv: CvParams, seed: int) -> Feasibility:
     if cv.group_by == "speaker":
         _require_speakers(speakers)
     try:
-        cv_plan = plan(speakers.to_numpy(), cv.folds, cv.group_by, cv.max_folds)
+        cv_plan = plan(speakers.to_numpy(), cv.folds, cv.group_by, cv.max_folds, cv.tta)
     except ValueError as err:
         raise DatasetError(str(err)) from None
     result = Feasibility(cv_plan)
