@@ -17,6 +17,7 @@ from pydantic import Field, PlainValidator, ValidationError, create_model, model
 
 from ser.corpora import registry
 from ser.errors import ConfigError
+from ser.evaluation.cross_params import CrossCorpus
 from ser.features import REGISTRY as EXTRACTORS
 from ser.models import classifiers
 from ser.preprocess.params import PreprocessParams, SileroParams  # noqa: F401 - the params.yaml groups
@@ -172,6 +173,7 @@ class _Params(_Section):
     cv: CvParams = CvParams()
     tune: TuneParams = TuneParams()
     trust: TrustParams = TrustParams()
+    cross_corpus: list[CrossCorpus] = []
     umap: UmapParams = UmapParams()
 
     @model_validator(mode="after")
@@ -198,6 +200,10 @@ class _Params(_Section):
         if self.cv.tta and not self.augment.n_augmentations:
             raise ValueError("cv.tta averages each test clip with its augmented copies: set augment.n_augmentations"
                              " >= 1")
+        for spec in self.cross_corpus:
+            _choice(f"cross_corpus {spec.name}: dataset", spec.dataset, registry.REGISTRY)
+        if len({c.name for c in self.cross_corpus}) < len(self.cross_corpus):
+            raise ValueError("cross_corpus: two entries share a name: give each its own")
         registry.check(self)
         return self
 

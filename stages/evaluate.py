@@ -32,6 +32,9 @@ def main() -> None:
     context = run_context(oof, read_json("data/prepare.json"), features_json, cv_summary["protocol"], params.dataset,
                           params.classifier)
     metrics, confusion = evaluate(oof, cv_summary, context, params.seed)
+    cross = read_json("results/cross_corpus.json")
+    if cross:  # the crosstest stage's blocks, one per test corpus (final model)
+        metrics["cross_corpus"] = cross
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
     write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), features_json))

@@ -17,7 +17,7 @@ from reproduce.workspace import clone_worktree, run, stages_run
 
 FAST = ["-S", "dataset=synthetic", "-S", "features.extractor=mfcc"]
 RAVDESS_FAST = ["-S", "features.extractor=mfcc", "-S", "augment.n_augmentations=0"]
-STAGES = ("prepare", "route", "extract", "train", "evaluate", "visualize")
+STAGES = ("prepare", "route", "extract", "train", "crosstest", "evaluate", "visualize")
 QUEUE_TIMEOUT = 600  # seconds for the two queued experiments to finish (1.5-4 min on 2 cores)
 
 FINISHED = ("success", "failed", "done")  # executor states of `dvc exp show` after a run
@@ -85,9 +85,9 @@ def test_rerun_with_same_params_does_nothing(repo):
 
 
 @pytest.mark.slow
-def test_training_param_reruns_only_train_and_evaluate(repo):
+def test_training_param_reruns_only_train_crosstest_and_evaluate(repo):
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "svm.C=3")
-    assert stages_run(log) == {"train", "evaluate"}, log
+    assert stages_run(log) == {"train", "crosstest", "evaluate"}, log
 
 
 @pytest.mark.slow
@@ -135,9 +135,9 @@ def test_ravdess_end_to_end(tmp_path):
 def test_experiment_workflow(repo):
     """Compare classifiers the way the README shows: exp run, exp show, metrics/plots diff, a queue."""
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=mlp", "-n", "try-mlp")
-    assert stages_run(log) == {"route", "train", "evaluate"}, log  # route: instant, its output unchanged
+    assert stages_run(log) == {"route", "train", "crosstest", "evaluate"}, log  # route: instant, its output unchanged
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=xgboost", "-n", "try-xgb")
-    assert stages_run(log) == {"route", "train", "evaluate"}, log
+    assert stages_run(log) == {"route", "train", "crosstest", "evaluate"}, log
 
     shown = experiments(repo)
     assert all(shown.get(name, ("missing", None))[1] is not None for name in ("try-mlp", "try-xgb")), shown

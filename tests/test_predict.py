@@ -141,6 +141,29 @@ def test_test_time_augmentation_averages_each_file_with_its_augmented_copies(tra
                            out[[f"p_{lab}" for lab in trained.labels]].to_numpy())
 
 
+def test_a_cross_corpus_test_scores_the_shared_classes_and_counts_the_rest(trained, tmp_path):
+    """Another corpus (a folder CSV): the held-out speakers' clips plus clips of a class the model never learned;
+    the unknown class is left out and counted, the rest scored with the final model."""
+    from ser.evaluation.cross_corpus import evaluate_corpus
+    from ser.evaluation.cross_params import CrossCorpus
+
+    synthetic.generate(tmp_path / "other", speakers=2, clips=3, classes=["surprised"], duration=1.2, seed=5)
+    other = synthetic.scan(tmp_path / "other", Params())
+    table = pd.concat([trained.test_clips[["path", "label", "speaker"]], other[["path", "label", "speaker"]]])
+    table.to_csv(tmp_path / "corpus.csv", index=False)
+    params = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"}})
+    block, clips = evaluate_corpus(params, CrossCorpus(name="other", dataset="folder", csv=str(tmp_path / "corpus.csv")),
+                                   trained.models)
+    assert block["left_out_classes"] == "surprised" and block["left_out_clips"] == len(other)
+    assert block["clips"] == len(trained.test_clips) == len(clips) and block["classes"] == 4
+    expected = float((clips["actual"] == clips["predicted"]).mean())
+    assert block["accuracy"] == pytest.approx(expected, abs=1e-4) and block["accuracy"] > 0.5
+    assert block["uar_ci95_low"] <= block["uar"] <= block["uar_ci95_high"]
+    with pytest.raises(ValueError, match="none of its classes"):
+        other[["path", "label", "speaker"]].to_csv(tmp_path / "none.csv", index=False)
+        evaluate_corpus(params, CrossCorpus(name="x", dataset="folder", csv=str(tmp_path / "none.csv")), trained.models)
+
+
 def long_recording(trained, path: Path, clips: int = 8, pause: float = 1.2) -> tuple[list, list[str]]:
     """Held-out clips with pauses between them (~20 s; every other pause digital silence); returns
     each clip's span and path."""
