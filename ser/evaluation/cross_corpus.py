@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from ser.evaluation.cross_params import CrossCorpus
 
 log = logging.getLogger(__name__)
