@@ -152,8 +152,8 @@ def test_a_cross_corpus_test_scores_the_shared_classes_and_counts_the_rest(train
     table = pd.concat([trained.test_clips[["path", "label", "speaker"]], other[["path", "label", "speaker"]]])
     table.to_csv(tmp_path / "corpus.csv", index=False)
     params = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"}})
-    block, clips = evaluate_corpus(params, CrossCorpus(name="other", dataset="folder", csv=str(tmp_path / "corpus.csv")),
-                                   trained.models)
+    spec = CrossCorpus(name="other", dataset="folder", csv=str(tmp_path / "corpus.csv"))
+    block, clips = evaluate_corpus(params, spec, trained.models)
     assert block["left_out_classes"] == "surprised" and block["left_out_clips"] == len(other)
     assert block["clips"] == len(trained.test_clips) == len(clips) and block["classes"] == 4
     expected = float((clips["actual"] == clips["predicted"]).mean())
