@@ -19,6 +19,7 @@ import yaml
 from ser.artifacts import read_json, read_table
 from ser.corpora import synthetic
 from ser.errors import DatasetError, FeatureError
+from stages import crosstest as crosstest_stage
 from stages import evaluate as evaluate_stage
 from stages import extract as extract_stage
 from stages import prepare as prepare_stage
@@ -61,7 +62,7 @@ def set_classifier(root: Path, name: str) -> None:
 
 
 def run_all(root: Path, monkeypatch, classifiers=CLASSIFIERS) -> dict[str, dict]:
-    """prepare + extract once, then train + evaluate per classifier: {classifier: metrics.json}."""
+    """prepare + extract once, then train + crosstest + evaluate per classifier: {classifier: metrics.json}."""
     monkeypatch.chdir(root)
     prepare_stage.main()
     extract_stage.main()
@@ -69,6 +70,7 @@ def run_all(root: Path, monkeypatch, classifiers=CLASSIFIERS) -> dict[str, dict]
     for name in classifiers:
         set_classifier(root, name)
         train_stage.main()
+        crosstest_stage.main()
         evaluate_stage.main()
         metrics[name] = {"metrics": read_json("results/metrics.json"), "cv": read_json("results/cv.json")}
     return metrics

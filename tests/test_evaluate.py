@@ -234,22 +234,28 @@ def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):
     for d in ("models", "results", "data", "embeddings"):
         (tmp_path / d).mkdir()
     oof = oof_frame(TRUE * 4, PRED * 4, folds=4)
+    oof["novelty"] = np.linspace(0, 3, len(oof))
     oof.to_csv("models/oof.csv", index=False)
-    (tmp_path / "results/cv.json").write_text(json.dumps(cv_summary(oof, ["a", "b", "c"])))
+    summary = cv_summary(oof, ["a", "b", "c"])
+    summary["novelty"] = {"method": "mahalanobis", "threshold": 2.9, "false_rejection_target": 0.05,
+                          "false_rejection_cross_fitted": 0.06}
+    (tmp_path / "results/cv.json").write_text(json.dumps(summary))
     (tmp_path / "data/prepare.json").write_text(json.dumps(PREPARED))
     (tmp_path / "data/excluded.csv").write_text("clip_id,path,label,speaker,reason,step\n"
                                                 "x,/x.wav,a,s1,empty file,prepare\ny,/y.wav,b,s2,empty file,prepare\n")
     (tmp_path / "embeddings/features.json").write_text(json.dumps(FEATURES))
     curves().to_csv("results/learning_curves.csv", index=False)
+    (tmp_path / "results/cross_corpus.json").write_text(json.dumps({"other": {"uar": 0.5, "clips": 3}}))
 
     run_path(str(ROOT / "stages/evaluate.py"))["main"]()  # works whatever sys.path holds
 
     metrics = json.loads((tmp_path / "results/metrics.json").read_text())
     assert metrics["accuracy"] == 0.8 and metrics["context"]["clips"] == 40
+    assert metrics["cross_corpus"] == {"other": {"uar": 0.5, "clips": 3}}
     assert len(pd.read_csv("results/predictions.csv")) == 40
     left = pd.read_csv("results/left_out.csv")  # the prepare exclusions and the clip extraction lost
     assert left["step"].tolist() == ["prepare", "prepare", "extract"] and len(left) == 3
-    for name in ("confusion", "per_class", "cv_folds", "learning_curves"):
+    for name in ("confusion", "per_class", "cv_folds", "learning_curves", "risk_coverage"):
         assert_picture(tmp_path / f"results/{name}.png")
 
 
