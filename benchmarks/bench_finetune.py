@@ -14,7 +14,8 @@ quality: speaker-independent CV of Whisper-base fine-tuning on RAVDESS through
 ``ser.models.cv.cross_validate``, as the train stage fits a fold, for each ``--asr`` weight (the
 multi-task ablation); ``--folds`` evaluates only the first N of the 5 folds (``cv.max_folds``), and
 the protocol printed says so. Audio goes through ``ser.features.extract.extract`` (the audio
-extractor, cached under ``--workdir``).
+extractor, cached under ``--workdir``). ``--baseline`` adds the frozen encoder (Whisper-base layer 3,
+mean-pooled) + SVM on the same folds; ``--asr`` with no value skips the fine-tuning.
 """
 
 from __future__ import annotations
@@ -131,10 +132,35 @@ def speed(args) -> None:
                   f"{params.finetune.accumulate} clips), peak RSS {peak:.0f} MB", flush=True)
 
 
+def frozen_baseline(args, workdir: Path) -> None:
+    """The same folds with the frozen encoder: Whisper-base layer 3, mean-pooled, + SVM (the Results row)."""
+    from ser.evaluation.metrics import scores
+
+    base = params_for(args.data, str(args.whisper), "whisper").model_dump()
+    base.update(classifier="svm", features={**base["features"], "layers": 3, "pooling": "mean"})
+    params = Params.model_validate(base)
+    manifest, _, _ = prepare(params)
+    result = extract(manifest, features.build(params), workdir / "cache", None, params.seed,
+                     params.features.batch_seconds, params.data.workers, 0.05)
+    X, meta = result.X, result.meta
+    labels = sorted(meta["label"].unique())
+    y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    cv = plan(meta["speaker"].to_numpy(), params.cv.folds, "speaker", args.folds)
+    module = classifiers.get("svm")
+    out = cross_validate(X, meta, labels, lambda rows, k: (classifiers.fit(module.build(params, params.seed), X[rows],
+                                                                           y[rows], meta.iloc[rows]), {}), cv,
+                         params.seed)
+    pooled = scores(out.oof["actual"], out.oof["predicted"], labels)
+    print(f"frozen Whisper-base layer 3 + SVM: UAR {pooled['uar']:.3f} pooled over {len(out.oof)} test clips, folds "
+          f"{[round(f['uar'], 3) for f in out.folds]}; {cv.protocol}", flush=True)
+
+
 def quality(args) -> None:
     from ser.evaluation.metrics import scores
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-finetune-"))
+    if args.baseline:
+        frozen_baseline(args, workdir)
     for alpha in args.asr:
         params = params_for(args.data, str(args.whisper), "whisper", alpha_asr=alpha, max_epochs=args.epochs,
                             checkpoint_dir=str(workdir / "checkpoints"))
@@ -163,8 +189,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--folds", type=int, default=1, help="quality: evaluate the first N folds")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--asr", type=float, nargs="+", default=[0.0, 0.1], help="quality: alpha_asr values")
+    parser.add_argument("--asr", type=float, nargs="*", default=[0.0, 0.1], help="quality: alpha_asr values")
     parser.add_argument("--workdir", type=Path, help="quality: audio cache and checkpoints (default: a temp folder)")
+    parser.add_argument("--baseline", action="store_true", help="quality: frozen encoder + SVM, same folds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.mode == "quality" and not args.whisper:
