@@ -230,7 +230,7 @@ def test_predict_applies_the_training_chain_and_cuts_long_files_at_speech(tmp_pa
     path = clips["path"][0]
     (result,) = predictor.predict([path])
     chain = Preprocessor(p.preprocess, SR)
-    expected = predictor._classify(predictor.extractor.transform([chain(sf.read(path, dtype="float32")[0])]))
+    expected = predictor._classify(predictor.extractor.transform([chain(sf.read(path, dtype="float32")[0])]))[0]
     np.testing.assert_allclose(result.proba, expected[0], atol=1e-6)
     # a long recording: windows at Silero's speech boundaries, silence-only windows never predicted
     wave, truth = bursts(SR)

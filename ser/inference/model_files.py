@@ -33,6 +33,7 @@ def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder
     if denoiser:
         raw["preprocess"] = {**raw.get("preprocess", {}), "demucs_checkpoint": denoiser}
     raw["classifier"] = card.classifier  # vectors or frames: checked against features.pooling
+    raw["trust"] = {"novelty": card.novelty.method}
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
