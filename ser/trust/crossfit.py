@@ -36,15 +36,23 @@ def fit_novelty(X, meta: pd.DataFrame, y: np.ndarray, oof_proba: np.ndarray, cv:
     final score. ``oof_proba`` are the calibrated out-of-fold probabilities in models/oof.csv order
     (the concatenated test rows of the tested folds, as :func:`ser.models.cv.cross_validate` writes them)."""
     method, k = trust.novelty, trust.knn_k
-    V = vectors(X) if method != "msp" else None
     original = meta["aug"].to_numpy() == 0
+    originals = np.flatnonzero(original)
+    # vectors of the original clips only (augmented copies are never fit or scored); row -> its vector
+    V = vectors(X[originals]) if method != "msp" else None
+    at = np.full(len(original), -1)
+    at[originals] = np.arange(len(originals))
+
+    def of(rows: np.ndarray) -> np.ndarray | None:
+        return V[at[rows]] if V is not None else None
+
     scores, fold_of = [], []
     start = 0
     for fold, (train, test) in enumerate(outer_folds(meta, cv, seed)[:cv.tested]):
         rows = train[original[train]]
-        scorer = Novelty.fit(method, V[rows] if V is not None else None, y[rows], k)
+        scorer = Novelty.fit(method, of(rows), y[rows], k)
         proba = oof_proba[start:start + len(test)]
-        scores.append(scorer.score(V[test] if V is not None else None, proba))
+        scores.append(scorer.score(of(test), proba))
         fold_of.append(np.full(len(test), fold))
         start += len(test)
     if start != len(oof_proba):
@@ -59,12 +67,11 @@ def fit_novelty(X, meta: pd.DataFrame, y: np.ndarray, oof_proba: np.ndarray, cv:
             per_fold[str(fold)] = float((oof_scores[fold_of == fold] > np.quantile(others, quantile)).mean())
     measured = (float(sum(per_fold[f] * (fold_of == int(f)).sum() for f in per_fold) / len(oof_scores))
                 if len(per_fold) > 1 else None)
-    rows = np.flatnonzero(original)
-    final = Novelty.fit(method, V[rows] if V is not None else None, y[rows], k)
+    final = Novelty.fit(method, V, y[originals], k)
     summary = {
         "method": method, "threshold": threshold, "false_rejection_target": trust.false_rejection,
         "false_rejection_cross_fitted": measured, "false_rejection_per_fold": per_fold, "knn_k": k,
-        "fitted_on": int(len(rows)),
+        "fitted_on": int(len(originals)),
         "protocol": ("out-of-fold scores (each fold's score fit on its training clips); false rejection of each "
                      "fold judged by the threshold of the other folds" if measured is not None else
                      "one fold evaluated: the false-rejection rate cannot be cross-fitted"),

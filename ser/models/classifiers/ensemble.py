@@ -90,7 +90,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             units, kind = split_units(len(y), groups, clip_ids, scored)
             folds = grouped_folds(codes, units, self.inner_folds, self.random_state, scored)
             held = np.concatenate([h for _, h in folds])
-            inner = np.stack([np.concatenate([self._fit_member(m, X, y, train, facts).predict_proba_full(X[h])
+            inner = np.stack([np.concatenate([self._proba(self._fit_member(m, X, y, train, facts), X[h])
                                               for train, h in folds]) for _, m in self.members])
             self.weights_ = mixture_weights(inner, np.searchsorted(self.classes_, y[held]))
             how = f"fit on inner out-of-fold predictions ({len(folds)} folds by {kind}, {len(held)} clips)"
@@ -98,36 +98,29 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             self.weights_ = np.asarray(self.weights, float) / np.sum(self.weights)
             how = "fixed (ensemble.weights)"
         everything = np.arange(len(y))
-        self.members_ = [(name, self._fit_member(m, X, y, everything, facts).model) for name, m in self.members]
+        self.members_ = [(name, self._fit_member(m, X, y, everything, facts)) for name, m in self.members]
         self.n_features_in_ = X.shape[1]
         weights = {name: round(float(w), 4) for (name, _), w in zip(self.members, self.weights_)}
         self.fit_facts_ = {"ensemble_weights": weights, "ensemble_weighting": how}
         return self
 
-    def _fit_member(self, member, X, y, rows, facts) -> _Fitted:
+    def _fit_member(self, member, X, y, rows, facts):
         from ser.models import classifiers
 
         extra = {k: np.asarray(v)[rows] for k, v in facts.items() if v is not None}
-        return _Fitted(classifiers.fit(clone(member), X[rows], y[rows], None, **extra), self.classes_)
+        return classifiers.fit(clone(member), X[rows], y[rows], None, **extra)
+
+    def _proba(self, member, X) -> np.ndarray:
+        """A fitted member's probabilities over the ensemble's classes (0 for one it never saw)."""
+        from ser.models.cv import predict_proba
+
+        return predict_proba(member, X, int(self.classes_.max()) + 1)[:, self.classes_]
 
     def predict_proba(self, X) -> np.ndarray:
-        return sum(w * _Fitted(m, self.classes_).predict_proba_full(X) for (_, m), w in zip(self.members_,
-                                                                                              self.weights_))
+        return sum(w * self._proba(m, X) for (_, m), w in zip(self.members_, self.weights_))
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]
-
-
-class _Fitted:
-    """A fitted member whose probabilities cover every class of the ensemble (0 for one it never saw)."""
-
-    def __init__(self, model, classes: np.ndarray):
-        self.model, self.classes = model, classes
-
-    def predict_proba_full(self, X) -> np.ndarray:
-        out = np.zeros((len(X), len(self.classes)))
-        out[:, np.searchsorted(self.classes, self.model.classes_)] = self.model.predict_proba(X)
-        return out
 
 
 def mixture_weights(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
