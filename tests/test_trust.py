@@ -112,3 +112,11 @@ def test_the_bootstrap_resamples_speakers():
     low, high = split["uar"]
     assert low < 0.3 and high > 0.7 and low <= 0.5 <= high
     assert speaker_bootstrap(oof_of({f"s{i}": float(i % 2) for i in range(8)}), ["a", "b"], 0) == split
+
+
+def test_a_corpus_without_speaker_ids_resamples_clips_and_says_so():
+    oof = oof_of({"unknown": 0.5}, clips=200)
+    ci = speaker_bootstrap(oof, ["a", "b"], 0)
+    low, high = ci["uar"]
+    assert ci["over"] == "clips" and ci["speakers"] == 1 and low < high  # one speaker alone: no interval at all
+

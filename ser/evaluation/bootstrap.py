@@ -2,7 +2,9 @@
 
 Clips of one speaker are not independent (one voice, one recording set-up), so resampling clips would
 make the interval too narrow. Each resample draws as many speakers as there are, with replacement, and
-pools all their out-of-fold predictions; the interval is the 2.5th and 97.5th percentile.
+pools all their out-of-fold predictions; the interval is the 2.5th and 97.5th percentile. A corpus with a
+single speaker id (a folder without speakers) has nothing to resample but its clips: then clips are
+resampled, and ``over`` says so.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ RESAMPLES = 1000
 
 
 def speaker_bootstrap(oof: pd.DataFrame, labels: list[str], seed: int, resamples: int = RESAMPLES) -> dict:
-    """{uar: [low, high], accuracy: [low, high], resamples, speakers} from models/oof.csv's rows."""
+    """{uar: [low, high], accuracy: [low, high], resamples, speakers, over} from models/oof.csv's rows."""
     index = {lab: i for i, lab in enumerate(labels)}
     actual = oof["actual"].astype(str).map(index).to_numpy()
     predicted = oof["predicted"].astype(str).map(index).to_numpy()
     speaker_codes, speakers = pd.factorize(oof["speaker"].astype(str))
-    k, n_speakers = len(labels), len(speakers)
+    over = "speakers" if len(speakers) >= 2 else "clips"
+    if over == "clips":
+        speaker_codes = np.arange(len(oof))
+    k, n_speakers = len(labels), int(speaker_codes.max()) + 1 if len(oof) else 0
     # per speaker: clips per (actual class) and correct clips per class, so a resample is a weighted sum
     total = np.zeros((n_speakers, k))
     correct = np.zeros((n_speakers, k))
@@ -35,4 +40,4 @@ def speaker_bootstrap(oof: pd.DataFrame, labels: list[str], seed: int, resamples
     accuracy = hits.sum(1) / support.sum(1)
     return {"uar": [float(v) for v in np.percentile(uar, [2.5, 97.5])],
             "accuracy": [float(v) for v in np.percentile(accuracy, [2.5, 97.5])],
-            "resamples": resamples, "speakers": n_speakers}
+            "resamples": resamples, "speakers": len(speakers), "over": over}
