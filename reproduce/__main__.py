@@ -71,6 +71,7 @@ def _run_rows(work: Path, spec: dict, rows: list[dict], args: argparse.Namespace
         command = ["dvc", "exp", "run", "-n", row["id"], *[a for s in sets for a in ("-S", s)]]
         print(f"{row['id']}: {' '.join(command)}", flush=True)
         run(work, "dvc", "exp", "remove", row["id"], check=False)  # a rerun in a kept --workdir replaces it
+        run(work, "git", "checkout", "--", "params.yaml")  # exp run leaves its -S values there: start from the defaults
         run(work, *command, timeout=4 * 3600)
         metrics = json.loads((work / "results/metrics.json").read_text())
         old = committed(spec, row["id"])

@@ -11,7 +11,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROWS_FILE = HERE / "ravdess.yaml"
 COLUMNS = ("features", "classifier", "augmentation", "protocol", "accuracy", "UAR, pooled",
-           "UAR, fold mean ± std", "macro F1", "weighted F1", "command")
+           "UAR, fold mean ± std", "UAR 95% CI (speakers)", "macro F1", "weighted F1", "command")
 
 
 def load_rows(path: Path = ROWS_FILE) -> dict:
@@ -32,6 +32,16 @@ def _protocol(context: dict) -> str:
     return f"{text} (leaky)" if "speakers shared" in text else text
 
 
+def _interval(metrics: dict) -> str:
+    """The bootstrap 95% interval of UAR, resampling speakers (``ci95.over`` says when it resampled clips);
+    '-' for a row measured before metrics.json had one."""
+    ci = metrics.get("ci95")
+    if ci is None:
+        return "-"
+    over = "" if ci["over"] == "speakers" else f" ({ci['over']})"
+    return f"{ci['uar_low']:.3f}-{ci['uar_high']:.3f}{over}"
+
+
 def _command(spec: dict, row: dict) -> str:
     prefix = "$R $W" if row.get("whisper") else "$R"
     return f"`dvc exp run {prefix} {' '.join('-S ' + s for s in row['set'])}`"
@@ -47,6 +57,7 @@ def readme_table(spec: dict) -> str:
         m = record["metrics"]
         cells = [row["features"], row["classifier"], row.get("augmentation", "none"), _protocol(m["context"]),
                  f"{m['accuracy']:.3f}", f"{m['uar']:.3f}", f"{m['cv']['uar_mean']:.3f} ± {m['cv']['uar_std']:.3f}",
+                 _interval(m),
                  f"{m['macro_f1']:.3f}", f"{m['weighted_f1']:.3f}", _command(spec, row)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
