@@ -118,6 +118,9 @@ def test_metrics_json_is_flat_numbers_and_short_strings():
 def test_short_names():
     assert short_protocol("5-fold stratified CV, speakers shared across folds (not speaker-independent)") == \
         "5-fold stratified CV, speakers shared across folds"
+    tta = "5-fold speaker-independent CV (StratifiedGroupKFold by speaker), test-time augmentation: each test clip " \
+          "averaged with its augmented copies (cv.tta)"
+    assert short_protocol(tta) == "5-fold speaker-independent CV, TTA"
     assert short_model({"extractor": "mfcc", "n_mfcc": 40}) == "none"
     assert short_model({"model": "openai/whisper-base"}) == "openai/whisper-base"
     assert features_label({"extractor": "whisper", "model": "./weights/whisper-base"}) == "whisper (whisper-base)"

@@ -26,11 +26,13 @@ def labels_of(oof: pd.DataFrame) -> list[str]:
 
 def short_protocol(protocol: str) -> str:
     """'5-fold speaker-independent CV (StratifiedGroupKFold by speaker)' -> '5-fold speaker-independent CV';
-    a partial evaluation (cv.max_folds) keeps its label: '..., only the first 1 of its 5 folds evaluated', and
-    speaker normalisation (features.normalize: speaker) its 'transductive'."""
+    a partial evaluation (cv.max_folds) keeps its label: '..., only the first 1 of its 5 folds evaluated',
+    cv.tta its 'TTA' and speaker normalisation (features.normalize: speaker) its 'transductive'."""
     short = protocol.split(" (")[0]
     if "only the first" in protocol:
         short += ", " + protocol[protocol.index("only the first"):].split(" (cv.max_folds)")[0]
+    if "test-time augmentation" in protocol:
+        short += ", TTA"
     if "transductive" in protocol:
         short += ", transductive: speaker-normalised with the test speakers' clips"
     return short
