@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 from ser.evaluation.metrics import HEADLINE
 
 from .table import ROWS_FILE, committed, load_rows, metrics_file, readme_table, replace_table
-from .workspace import ROOT, clone_worktree, run
+from .workspace import ROOT, clone_worktree, run, source_commit
 
 README = ROOT / "README.md"
 
@@ -47,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     _require(parser, args, rows)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp) / "clone"
-        if not (work / ".git").is_dir():
-            work.mkdir(parents=True, exist_ok=True)
-            clone_worktree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        clone_worktree(work)  # a kept --workdir is brought up to this tree's files
         return _run_rows(work, spec, rows, args)
 
 
@@ -63,8 +61,7 @@ def _require(parser: argparse.ArgumentParser, args: argparse.Namespace, rows: li
 
 def _run_rows(work: Path, spec: dict, rows: list[dict], args: argparse.Namespace) -> int:
     values = {"data": args.data.resolve(), "whisper": args.whisper.resolve() if args.whisper else ""}
-    source = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    source = source_commit()
     differ = []
     for row in rows:
         sets = [s.format(**values) for s in [*spec["R"], *(spec["W"] if row.get("whisper") else []), *row["set"]]]

@@ -60,15 +60,31 @@ def stages_run(log: str) -> set[str]:
 
 
 def clone_worktree(dest: Path, root: Path = ROOT) -> Path:
-    """Copy the files git would commit (tracked + untracked, not ignored) to ``dest`` and commit them."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
-                           capture_output=True, text=True, check=True, timeout=60).stdout.split("\0")
-    for name in filter(None, files):
-        src = root / name
-        if src.is_file() and not name.startswith(SKIP):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
+    """Copy the files git would commit (tracked + untracked, not ignored) to ``dest`` and commit them.
+
+    A ``dest`` cloned before is brought up to date (files changed or deleted here since), so a
+    kept workdir never runs older code than the tree it was started from; its DVC cache stays.
+    """
+    files = {n for n in _ls_files(root, "--cached", "--others", "--exclude-standard")
+             if (root / n).is_file() and not n.startswith(SKIP)}
+    if (dest / ".git").is_dir():
+        for gone in _ls_files(dest, "--cached") - files:
+            (dest / gone).unlink(missing_ok=True)
+    for name in files:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, dest / name)
     run(dest, "git", "init", "-q", "-b", "main")
     run(dest, "git", "add", "-A")
-    run(dest, "git", "commit", "-qm", "clone")
+    run(dest, "git", "commit", "-q", "--allow-empty", "-m", "clone")
     return dest
+
+
+def source_commit(root: Path = ROOT) -> str:
+    """``HEAD``'s short hash, with ``-dirty`` when tracked files differ from it (what a record was measured at)."""
+    head = run(root, "git", "rev-parse", "--short", "HEAD").strip()
+    dirty = run(root, "git", "status", "--porcelain", "--untracked-files=no").strip()
+    return f"{head}-dirty" if dirty else head
+
+
+def _ls_files(root: Path, *options: str) -> set[str]:
+    return set(filter(None, run(root, "git", "ls-files", "-z", *options).split("\0")))

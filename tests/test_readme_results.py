@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.table import committed, load_rows, readme_table, replace_table, table_in
+from reproduce.workspace import clone_worktree, run, source_commit
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -31,3 +32,34 @@ def test_every_committed_record_names_its_command_and_params():
         record = committed(spec, row["id"])
         assert record["command"].startswith(f"dvc exp run -S dataset={spec['corpus']}"), record["command"]
         assert all(f"-S {s}" in record["command"] for s in row["set"]), (row["id"], record["command"])
+
+
+def _repo(path: Path, files: dict[str, str]) -> Path:
+    path.mkdir()
+    for name, text in files.items():
+        (path / name).write_text(text)
+    run(path, "git", "init", "-q", "-b", "main")
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-qm", "init")
+    return path
+
+
+def test_a_kept_workdir_is_brought_up_to_the_source_tree(tmp_path):
+    source = _repo(tmp_path / "src", {"a.py": "old", "gone.py": "x"})
+    work = clone_worktree(tmp_path / "work", root=source)
+    (work / "dvc_output.bin").write_text("cached result")  # untracked in the clone: kept
+    (source / "a.py").write_text("new")
+    (source / "gone.py").unlink()
+    (source / "added.py").write_text("y")
+    clone_worktree(work, root=source)
+    assert (work / "a.py").read_text() == "new" and (work / "added.py").read_text() == "y"
+    assert not (work / "gone.py").exists() and (work / "dvc_output.bin").exists()
+    assert run(work, "git", "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_source_commit_says_when_the_tree_is_not_the_commit(tmp_path):
+    source = _repo(tmp_path / "src", {"a.py": "old"})
+    head = run(source, "git", "rev-parse", "--short", "HEAD").strip()
+    assert source_commit(source) == head
+    (source / "a.py").write_text("edited")
+    assert source_commit(source) == f"{head}-dirty"
