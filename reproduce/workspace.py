@@ -63,18 +63,23 @@ def clone_worktree(dest: Path, root: Path = ROOT) -> Path:
     """Copy the files git would commit (tracked + untracked, not ignored) to ``dest`` and commit them.
 
     A ``dest`` cloned before is brought up to date (files changed or deleted here since), so a
-    kept workdir never runs older code than the tree it was started from; its DVC cache stays.
+    kept workdir never runs older code than the tree it was started from. Only the copied files
+    are committed: the outputs and DVC cache of earlier runs there stay untracked and in place.
     """
-    files = {n for n in _ls_files(root, "--cached", "--others", "--exclude-standard")
-             if (root / n).is_file() and not n.startswith(SKIP)}
-    if (dest / ".git").is_dir():
-        for gone in _ls_files(dest, "--cached") - files:
-            (dest / gone).unlink(missing_ok=True)
+    files = sorted(n for n in _ls_files(root, "--cached", "--others", "--exclude-standard")
+                   if (root / n).is_file() and not n.startswith(SKIP))
+    dest.mkdir(parents=True, exist_ok=True)
+    if not (dest / ".git").is_dir():
+        run(dest, "git", "init", "-q", "-b", "main")
+    gone = _ls_files(dest, "--cached") - set(files)
+    if gone:
+        _with_pathspec(dest, ["git", "rm", "-q", "--cached"], gone)
+        for name in gone:
+            (dest / name).unlink(missing_ok=True)
     for name in files:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, dest / name)
-    run(dest, "git", "init", "-q", "-b", "main")
-    run(dest, "git", "add", "-A")
+    _with_pathspec(dest, ["git", "add", "-f"], files)
     run(dest, "git", "commit", "-q", "--allow-empty", "-m", "clone")
     return dest
 
@@ -84,6 +89,14 @@ def source_commit(root: Path = ROOT) -> str:
     head = run(root, "git", "rev-parse", "--short", "HEAD").strip()
     dirty = run(root, "git", "status", "--porcelain", "--untracked-files=no").strip()
     return f"{head}-dirty" if dirty else head
+
+
+def _with_pathspec(cwd: Path, command: list[str], names) -> None:
+    """Run a git command on many paths (read from a file: no argument-length limit)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".pathspec") as spec:
+        spec.write("\0".join(names))
+        spec.flush()
+        run(cwd, *command, f"--pathspec-from-file={spec.name}", "--pathspec-file-nul")
 
 
 def _ls_files(root: Path, *options: str) -> set[str]:

@@ -55,6 +55,7 @@ def test_a_kept_workdir_is_brought_up_to_the_source_tree(tmp_path):
     assert (work / "a.py").read_text() == "new" and (work / "added.py").read_text() == "y"
     assert not (work / "gone.py").exists() and (work / "dvc_output.bin").exists()
     assert run(work, "git", "status", "--porcelain", "--untracked-files=no") == ""
+    assert run(work, "git", "ls-files").split() == ["a.py", "added.py"]  # outputs there stay untracked
 
 
 def test_source_commit_says_when_the_tree_is_not_the_commit(tmp_path):
