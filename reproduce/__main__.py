@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     _require(parser, args, rows)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp) / "clone"
-        work.mkdir(parents=True, exist_ok=True)
         clone_worktree(work)  # a kept --workdir is brought up to this tree's files
         return _run_rows(work, spec, rows, args)
 

@@ -71,15 +71,13 @@ def clone_worktree(dest: Path, root: Path = ROOT) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     if not (dest / ".git").is_dir():
         run(dest, "git", "init", "-q", "-b", "main")
-    gone = _ls_files(dest, "--cached") - set(files)
-    if gone:
-        _with_pathspec(dest, ["git", "rm", "-q", "--cached"], gone)
-        for name in gone:
-            (dest / name).unlink(missing_ok=True)
+    gone = sorted(_ls_files(dest, "--cached") - set(files))
+    for name in gone:
+        (dest / name).unlink(missing_ok=True)
     for name in files:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, dest / name)
-    _with_pathspec(dest, ["git", "add", "-f"], files)
+    _add(dest, [*files, *gone])  # a deleted path given to git add stages its removal
     run(dest, "git", "commit", "-q", "--allow-empty", "-m", "clone")
     return dest
 
@@ -91,12 +89,12 @@ def source_commit(root: Path = ROOT) -> str:
     return f"{head}-dirty" if dirty else head
 
 
-def _with_pathspec(cwd: Path, command: list[str], names) -> None:
-    """Run a git command on many paths (read from a file: no argument-length limit)."""
+def _add(cwd: Path, names: list[str]) -> None:
+    """``git add`` these paths only (read from a file: no argument-length limit)."""
     with tempfile.NamedTemporaryFile("w", suffix=".pathspec") as spec:
         spec.write("\0".join(names))
         spec.flush()
-        run(cwd, *command, f"--pathspec-from-file={spec.name}", "--pathspec-file-nul")
+        run(cwd, "git", "add", "-f", f"--pathspec-from-file={spec.name}", "--pathspec-file-nul")
 
 
 def _ls_files(root: Path, *options: str) -> set[str]:
