@@ -19,7 +19,8 @@ from ser.corpora import registry
 from ser.errors import ConfigError
 from ser.evaluation.cross_params import CrossCorpus
 from ser.features import REGISTRY as EXTRACTORS
-from ser.models import classifiers
+from ser.models import classifiers, layer_choice
+from ser.models.layer_choice import SelectParams
 from ser.preprocess.params import PreprocessParams, SileroParams  # noqa: F401 - the params.yaml groups
 from ser.section import Section as _Section
 from ser.section import describe
@@ -73,7 +74,7 @@ def _layers(value: object) -> str | int | list[int]:
 class FeatureParams(_Section):
     extractor: str = "ssl"
     model: str = Field("microsoft/wavlm-large", min_length=1, description="hub id or local folder (ssl, whisper)")
-    layers: Annotated[str | int | list[int], PlainValidator(_layers)] = "last"
+    layers: Annotated[str | int | list[int], PlainValidator(_layers)] = "all"
     pooling: Literal["mean", "mean_std", "none"] = Field(
         "mean", description="none keeps each clip's frame sequence (for the sequence classifiers)")
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
@@ -170,6 +171,7 @@ class _Params(_Section):
     features: FeatureParams = FeatureParams()
     augment: AugmentParams = AugmentParams()
     classifier: str = "svm"
+    select: SelectParams = SelectParams()
     cv: CvParams = CvParams()
     tune: TuneParams = TuneParams()
     trust: TrustParams = TrustParams()
@@ -197,6 +199,22 @@ class _Params(_Section):
         if self.tune.n_jobs > 1 and unsafe:
             raise ValueError(f"tune.n_jobs: {self.tune.n_jobs} threads cannot tune {self.classifier}: {unsafe}. "
                              "Set tune.n_jobs: 1 and add worker processes instead (python -m ser.models.tuning)")
+        grid = self.select.grid
+        if grid:
+            group = type(getattr(self, self.classifier, None))
+            fields = getattr(group, "model_fields", {})
+            if self.classifier not in ("svm", "mlp", "xgboost") or set(grid) - set(fields):
+                raise ValueError(f"select.grid: {sorted(grid)} must name settings of the classifier's group: for "
+                                 f"svm, mlp or xgboost, e.g. {{C: [1, 10, 100]}} with svm (classifier is "
+                                 f"{self.classifier}{', whose group has ' + ', '.join(fields) if fields else ''})")
+            if not layer_choice.chooses(self) and not isinstance(self.select.layers, list):
+                raise ValueError("select.grid is tried with each encoder layer train chooses among (ssl or whisper, "
+                                 "features.layers: all, pooled); for one feature vector search the settings with "
+                                 "tune.enabled: true instead")
+        if self.tune.enabled and (layer_choice.chooses(self) or grid):
+            raise ValueError("tune.enabled searches the classifier's settings on one set of features, and train is to "
+                             "choose among encoder layers (features.layers: all, select.layers: auto): fix the layer "
+                             "(select.layers: [3]) or join them (select.layers: concat), or set tune.enabled: false")
         if self.cv.tta and not self.augment.n_augmentations:
             raise ValueError("cv.tta averages each test clip with its augmented copies: set augment.n_augmentations"
                              " >= 1")

@@ -49,6 +49,8 @@ def main() -> None:
         "identity": extractor.identity(),
         "feature_params": feature_params(params),  # copied into the model card by train
         "augment": {**a.model_dump(), "seed": params.seed} if a.n_augmentations else None,
+        # several encoder layers' vectors side by side: which, so that train can choose among them
+        "blocks": features.blocks(extractor),
         "rows": len(X), "dim": X.shape[-1], **({"layers": X.shape[1], "frames": int(X.lengths.sum())}
                                                 if isinstance(X, FrameSet) else {}),
         "clips": int((meta["aug"] == 0).sum()), "copies_per_clip": a.n_augmentations,

@@ -134,8 +134,9 @@ def test_two_speakers_run_leave_one_speaker_out_with_recorded_inner_fallbacks(tm
         assert len(run["cv"]["folds"]) == 2
     for fold in runs["svm"]["cv"]["folds"]:  # each fold trains on one speaker: calibration by clip, recorded
         assert "fallback: 1 speaker" in fold["calibration_split"]
-    for fold in runs["mlp"]["cv"]["folds"]:
-        assert "fallback: 1 speaker" in fold["early_stopping"]
+    for fold in runs["mlp"]["cv"]["folds"]:  # no early stopping on the training speaker's own clips: fixed epochs
+        assert fold["early_stopping"].startswith("off: the training rows hold one speaker"), fold["early_stopping"]
+        assert fold["early_stopping"].endswith(f"trained the whole schedule: {FAST['mlp']['max_epochs']} epochs")
     assert runs["svm"]["cv"]["final"]["calibration_split"] == "2 folds by speakers"  # both speakers in the final fit
 
 
@@ -279,3 +280,23 @@ def test_few_speaker_corpora_in_their_published_layout_plan_leave_one_speaker_ou
     assert prepared["excluded"] == 1 and prepared["excluded_by_step"] == {"scan": 1}
     assert prepared["speakers"] == len(speakers) and prepared["cv"]["folds"] == len(speakers)
     assert prepared["cv"]["protocol"].startswith("leave-one-speaker-out CV")
+
+
+def test_a_corpus_whose_speakers_each_recorded_one_class_plans_honest_folds_and_says_why(tmp_path, monkeypatch):
+    """URDU's shape in its published layout: most speakers occur in one emotion only."""
+    folders = {"angry": "Angry", "happy": "Happy", "neutral": "Neutral", "sad": "Sad"}
+    root = tmp_path / "raw"
+    for path, speaker, label in generated(tmp_path / "gen", 3, 4, list(folders)):
+        k = int(path.stem.rsplit("_", 1)[1])
+        # three voices per class, each heard in that class only
+        who = f"SM{list(folders).index(label) * 3 + int(speaker.removeprefix('spk')) + 1}"
+        target = root / folders[label] / f"{who}_F{k + 1}_{label[0].upper()}{k + 1:02d}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, target)
+    write_params(tmp_path, dataset="urdu", data={"dir": str(root)})
+    monkeypatch.chdir(tmp_path)
+    prepare_stage.main()
+    prepared = read_json("data/prepare.json")
+    assert prepared["speakers"] == 12 and prepared["cv"]["protocol"].startswith("5-fold speaker-independent")
+    assert any(note.startswith("12 of 12 speakers recorded one class only") and
+               "(angry 3, happy 3, neutral 3, sad 3 speakers)" in note for note in prepared["cv"]["notes"])

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from shared_paths import SHARED_RAVDESS
+from shared_paths import SHARED_CORPORA, SHARED_RAVDESS
 
 from ser.config import Params
-from ser.corpora import emodb, folder, ravdess, savee, tess
+from ser.corpora import emodb, emovo, folder, nemo, ravdess, savee, tess, urdu
 from ser.corpora.registry import usable
 from ser.errors import DatasetError
 
@@ -135,6 +135,85 @@ def test_emodb(tmp_path, caplog):
     assert "skipped 2 audio file(s)" in warnings(caplog)
 
 
+def test_emovo(tmp_path, caplog):
+    root = clips(tmp_path / "emovo", "f1/dis-f1-b1.wav", "f1/gio-f1-l4.flac", "m3/rab-m3-n5.wav", "m2/TRI-m2-d1.wav",
+                 "f2/xyz-f2-b1.wav", "f2/dis-f4-b1.wav", "f2/notes.wav")  # unknown emotion, actor; not a name
+    with caplog.at_level(logging.WARNING):
+        frame = check_frame(emovo.scan(root, PARAMS), 4).set_index("clip_id")
+    assert frame["label"].to_dict() == {"dis-f1-b1": "disgust", "gio-f1-l4": "happy", "rab-m3-n5": "angry",
+                                        "TRI-m2-d1": "sad"}
+    assert frame["speaker"].to_dict() == {"dis-f1-b1": "f1", "gio-f1-l4": "f1", "rab-m3-n5": "m3", "TRI-m2-d1": "m2"}
+    assert frame["sex"].to_dict() == {"dis-f1-b1": "female", "gio-f1-l4": "female", "rab-m3-n5": "male",
+                                      "TRI-m2-d1": "male"}
+    assert frame["sentence"].to_dict() == {"dis-f1-b1": "b1", "gio-f1-l4": "l4", "rab-m3-n5": "n5", "TRI-m2-d1": "d1"}
+    assert "skipped 3 audio file(s)" in warnings(caplog)
+
+
+NEMO_TSV = ("file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n"
+            "EB0_anger_1.wav\tanger\tLubię czytać przed snem.\tlubię czytać przed snem\t        EB0\tfemale\t27\n"
+            "KS0_surprised_3.wav\tsurprised\t„Cześć”, powiedział.\tcześć powiedział\t        KS0\tmale\t31\n"
+            "MP0_fear_2.wav\tsadness\tTak.\ttak\t        MP0\tmale\t40\n")
+
+
+def test_nemo(tmp_path, caplog):
+    root = clips(tmp_path / "nemo", "samples/EB0_anger_1.flac", "samples/KS0_surprised_3.wav",
+                 "samples/MP0_fear_2.wav",  # data.tsv says sadness
+                 "samples/WR0_neutral_9.wav",  # not in data.tsv
+                 "samples/readme.wav")  # not a name
+    (root / "data.tsv").write_text(NEMO_TSV, encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        listed = nemo.scan(root, PARAMS)
+    frame = check_frame(listed, 2).set_index("clip_id")
+    assert frame["label"].to_dict() == {"EB0_anger_1": "angry", "KS0_surprised_3": "surprised"}
+    assert frame["speaker"].to_dict() == {"EB0_anger_1": "EB0", "KS0_surprised_3": "KS0"}
+    assert frame["text"].to_dict() == {"EB0_anger_1": "lubię czytać przed snem", "KS0_surprised_3": "cześć powiedział"}
+    assert frame.loc["KS0_surprised_3", "raw_text"] == "„Cześć”, powiedział."
+    assert frame["sex"].tolist() == ["female", "male"] and frame["age"].tolist() == [27, 31]
+    reasons = listed.set_index("clip_id")["reason"]
+    assert reasons["MP0_fear_2"].startswith("data.tsv says speaker MP0, emotion sadness")
+    assert reasons["WR0_neutral_9"] == "not listed in nEMO's data.tsv"
+    assert "skipped 1 audio file(s)" in warnings(caplog)
+
+
+def test_nemo_without_its_metadata_names_the_file(tmp_path):
+    root = clips(tmp_path / "nemo", "samples/EB0_anger_1.wav")
+    with pytest.raises(DatasetError, match=r"nEMO's data.tsv .* is not in .*data.dir"):
+        nemo.scan(root, PARAMS)
+    (root / "data.tsv").write_text("file_id\tlabel\nEB0_anger_1.wav\tanger\n")
+    with pytest.raises(DatasetError, match=r"lacks the column\(s\) \['emotion'"):
+        nemo.scan(root, PARAMS)
+
+
+def test_urdu(tmp_path, caplog):
+    root = clips(tmp_path / "urdu", "Angry/SM1_F19_A019.wav", "Happy/SF10_F2_H02.flac", "Sad/SM24_F1_S01.wav",
+                 "Neutral/sm5_F3_N12.wav",
+                 "Sad/SM2_F4_A004.wav",  # angry by its name, in the Sad folder
+                 "Sad/S1_F1_S01.wav", "Other/SM1_F1_A001.wav")  # no sex letter; not an emotion folder
+    with caplog.at_level(logging.WARNING):
+        listed = urdu.scan(root, PARAMS)
+    frame = check_frame(listed, 4).set_index("clip_id")
+    assert frame["label"].to_dict() == {"SM1_F19_A019": "angry", "SF10_F2_H02": "happy", "SM24_F1_S01": "sad",
+                                        "sm5_F3_N12": "neutral"}
+    assert frame["speaker"].to_dict() == {"SM1_F19_A019": "SM1", "SF10_F2_H02": "SF10", "SM24_F1_S01": "SM24",
+                                          "sm5_F3_N12": "SM5"}
+    assert frame["sex"].tolist() == ["female", "male", "male", "male"]
+    assert listed.set_index("clip_id").loc["SM2_F4_A004", "reason"] == \
+        "URDU file name says angry (A) but its folder says sad"
+    assert "skipped 2 audio file(s)" in warnings(caplog)
+
+
+@pytest.mark.parametrize("name, parser, clips_, speakers, labels", [
+    ("emovo", emovo, 588, 6, 7), ("nemo", nemo, 2245, 9, 6), ("urdu", urdu, 400, 29, 4)])
+def test_shared_copies(name, parser, clips_, speakers, labels):
+    root = SHARED_CORPORA[name]
+    if not root.is_dir():
+        pytest.skip(f"shared {name} copy {root} not present")
+    frame = check_frame(parser.scan(root, PARAMS), clips_)
+    assert frame["speaker"].nunique() == speakers and frame["label"].nunique() == labels
+    if name == "nemo":
+        assert (frame["text"] != "").all() and frame.loc[frame["speaker"] == "MK0", "label"].nunique() == 5
+
+
 def test_folder_of_label_folders(tmp_path, caplog):
     root = clips(tmp_path / "mine", "happy/a.wav", "Sad/take1/b.flac", "angry/a.wav", "loose.wav")
     with caplog.at_level(logging.WARNING):
@@ -193,7 +272,7 @@ def test_folder_csv_missing(tmp_path):
         folder.scan(tmp_path, listing(tmp_path / "nope.csv"))
 
 
-PARSERS = [ravdess, tess, savee, emodb, folder]
+PARSERS = [ravdess, tess, savee, emodb, emovo, nemo, urdu, folder]
 
 
 @pytest.mark.parametrize("parser", PARSERS, ids=lambda m: m.__name__.rsplit(".", 1)[1])

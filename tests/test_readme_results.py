@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from reproduce import grid
 from reproduce.table import committed, load_rows, readme_table, replace_table, table_in
 from reproduce.workspace import clone_worktree, run, source_commit
 
@@ -15,6 +16,20 @@ def test_readme_table_is_rendered_from_the_committed_metrics():
     assert all(committed(spec, row["id"]) is not None for row in spec["rows"]), "a row has no committed metrics"
     assert table_in(README.read_text(), spec["corpus"]) == readme_table(spec), \
         "README.md's table differs from reproduce/: run `python -m reproduce --readme`"
+
+
+def test_readme_corpora_table_is_rendered_from_the_committed_records():
+    spec = grid.load_grid()
+    records = [grid.record(spec, c["id"], r["id"]) for c in spec["corpora"] for r in spec["rows"]]
+    assert all(records), "a recipe x corpus has no committed record: python -m reproduce --table corpora"
+    assert table_in(README.read_text(), "corpora") == grid.grid_tables(spec), \
+        "README.md's corpora table differs from reproduce/corpora/: run `python -m reproduce --readme`"
+    for c in spec["corpora"]:
+        for row in spec["rows"]:
+            record = grid.record(spec, c["id"], row["id"])
+            assert record["command"].startswith(f"dvc exp run -S dataset={c['dataset']} -S data.dir="), record
+            assert all(f"-S {s}" in record["command"] for s in row["set"]), (c["id"], row["id"], record["command"])
+            assert record["metrics"]["context"]["dataset"] == c["dataset"]
 
 
 def test_a_changed_number_is_caught():

@@ -30,6 +30,7 @@ def train_models(root: Path, clips: pd.DataFrame, params: Params) -> tuple[Train
                        params.features.batch_seconds, workers=2, frames_path=root / "frames.npy")
     if params.features.normalize == "speaker":  # as the extract stage does
         embedded.X = by_speaker(embedded.X, embedded.meta["speaker"].to_numpy(), embedded.meta["aug"].to_numpy() == 0)
-    described = {"identity": extractor.identity(), "feature_params": feature_params(params)}
+    described = {"identity": extractor.identity(), "feature_params": feature_params(params),
+                 "blocks": features.blocks(extractor)}  # as the extract stage writes features.json
     used = listed["clip_id"].isin(embedded.meta["clip_id"])
     return train(embedded.X, embedded.meta, params, described, root / "models", listed.loc[used, "duration"]), embedded

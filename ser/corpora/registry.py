@@ -28,6 +28,9 @@ REGISTRY = {
     "tess": "ser.corpora.tess",
     "savee": "ser.corpora.savee",
     "emodb": "ser.corpora.emodb",
+    "emovo": "ser.corpora.emovo",
+    "nemo": "ser.corpora.nemo",
+    "urdu": "ser.corpora.urdu",
     "folder": "ser.corpora.folder",
     "synthetic": "ser.corpora.synthetic",
 }

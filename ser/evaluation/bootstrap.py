@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 
 RESAMPLES = 1000
+# Fewer speakers than this and a speaker-bootstrap "interval" is a handful of resample outcomes, not an
+# interval (4 speakers: 35 distinct resamples): tables print none below it.
+MIN_SPEAKERS = 10
 
 
 def speaker_bootstrap(oof: pd.DataFrame, labels: list[str], seed: int, resamples: int = RESAMPLES) -> dict:

@@ -66,6 +66,12 @@ def preprocessor(extractor: Extractor) -> Callable[[np.ndarray], np.ndarray] | N
     return getattr(extractor, "preprocess", None)
 
 
+def blocks(extractor: Extractor) -> dict | None:
+    """How the extractor's vectors split into encoder layers (``NeuralEncoder.blocks``), None for one block."""
+    method = getattr(extractor, "blocks", None)
+    return method() if method else None
+
+
 class Preprocessed:
     """An extractor whose clips are cleaned first (``preprocess``, run by the clip readers, not by
     ``transform``); its identity holds the chain's, so the cache, the model card and predict carry it."""

@@ -165,6 +165,14 @@ class NeuralEncoder:
         return identity(self.kind, ("torch", "transformers"), weights=self.weights, layers=self.layers,
                         pooling=self.pooling, sample_rate=self.sample_rate)
 
+    def blocks(self) -> dict | None:
+        """How a pooled vector splits into layers: ``{"layers": hidden-state index of each block, in vector
+        order, "states": hidden states of the model}`` when it joins one block per layer (several layers,
+        not averaged, not frames), so train can choose among them (:mod:`ser.models.layer_choice`); else None."""
+        if self.pooling == "none" or self.average or len(self.indices) < 2:
+            return None
+        return {"layers": list(self.indices), "states": self.n_states}
+
     def transform(self, waves: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """One pooled vector per wave (a batch of clips), or its frames with ``pooling: none``."""
         vectors = self._embed(waves)

@@ -51,7 +51,8 @@ class SslEncoder(encoder.NeuralEncoder):
         self.sample_rate = int(self.preprocessor.sampling_rate)
         self.takes_mask = bool(getattr(self.preprocessor, "return_attention_mask", False))
         self.pads = self.takes_mask and layer_norm_front
-        self.indices, self.average = encoder.select_layers(layers, config.num_hidden_layers + 1)
+        self.n_states = config.num_hidden_layers + 1
+        self.indices, self.average = encoder.select_layers(layers, self.n_states)
         self.all_states = self.average or self.indices != [config.num_hidden_layers]
         self.model = checkpoints.load_pretrained(AutoModel.from_pretrained, model, dtype=self.dtype)
         self.model.to(self.device).eval()

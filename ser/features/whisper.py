@@ -56,7 +56,8 @@ class WhisperEncoder(encoder.NeuralEncoder):
         self.sample_rate = int(self.preprocessor.sampling_rate)
         self.max_frames = 2 * config.max_source_positions  # mel frames: 3000 = 30 s
         n_layers = config.encoder_layers
-        self.indices, self.average = encoder.select_layers(layers, n_layers + 1)
+        self.n_states = n_layers + 1
+        self.indices, self.average = encoder.select_layers(layers, self.n_states)
         self.depth = n_layers if self.average else max(self.indices)
         with _quiet_if_encoder_only(model):
             whole = checkpoints.load_pretrained(WhisperModel.from_pretrained, model, dtype=self.dtype)

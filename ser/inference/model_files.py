@@ -83,14 +83,14 @@ def load_novelty(folder: Path, card: ModelCard) -> Any:
 
 def load_classifier(folder: Path, name: str, dim: int) -> Any:
     """The ``name`` classifier saved in ``folder``, checked to take ``dim`` features."""
-    from ser.models import classifiers
+    from ser.models import classifiers, layer_choice
 
     if name not in classifiers.REGISTRY:
         raise ModelError(f"{folder}/model.json: classifier {name!r} is not one of {', '.join(classifiers.REGISTRY)}")
     _import_skops_without_torch(classifiers.REGISTRY[name])
     _check_skops_types(folder)
     try:
-        model = classifiers.get(name).load(folder)
+        model = layer_choice.load(folder, name)
     except Exception as err:  # noqa: BLE001 - any failure to load means the folder is unusable
         raise ModelError(f"{folder}: cannot load the {name} model: {type(err).__name__}: {err}") from None
     expected = getattr(model, "n_features_in_", None)

@@ -52,6 +52,8 @@ def check(clips: pd.DataFrame, cv: CvParams, seed: int) -> Feasibility:
     if cv_plan.leave_one_speaker_out:
         result.notes.append(f"{cv_plan.folds} speakers, fewer than cv.folds={cv.folds}: "
                             "leave-one-speaker-out folds instead")
+    if cv_plan.group_by == "speaker":
+        result.notes += _confound(labels, speakers)
     meta = pd.DataFrame({"clip_id": clips["clip_id"].astype(str).to_numpy(), "label": labels.to_numpy(),
                          "speaker": speakers.to_numpy(), "aug": 0})
     try:
@@ -69,6 +71,19 @@ def check(clips: pd.DataFrame, cv: CvParams, seed: int) -> Feasibility:
         result.notes.append(f"fold(s) {', '.join(map(str, single))} train on one speaker: inner splits there "
                             "(SVM calibration, MLP early stopping, tuning) hold out whole clips instead of speakers")
     return result
+
+
+def _confound(labels: pd.Series, speakers: pd.Series) -> list[str]:
+    """A note when most speakers recorded a single class (URDU: 26 of 29): voice and class go together.
+    The folds stay honest (every test voice is unseen), but each class rests on few voices."""
+    classes_of = labels.groupby(speakers.to_numpy()).nunique()
+    single = int((classes_of == 1).sum())
+    if single * 2 <= len(classes_of):
+        return []
+    voices = labels.groupby(labels.to_numpy()).apply(lambda c: speakers[c.index].nunique())
+    return [f"{single} of {len(classes_of)} speakers recorded one class only, so voice and class go together: the "
+            "speaker-independent folds keep every test voice unseen (honest), but each class rests on few voices "
+            f"({', '.join(f'{k} {v}' for k, v in voices.items())} speakers) and a fold's test side may lack a class"]
 
 
 def _require_speakers(speakers: pd.Series) -> None:

@@ -71,6 +71,17 @@ class NoveltyCard(_Part):
     fitted_on: int
 
 
+class LayerChoiceCard(_Part):
+    """The encoder layers the classifier reads, chosen on the training clips (:mod:`ser.models.layer_choice`):
+    ``chosen`` is ``feature_params.features.layers``, best first."""
+
+    candidates: list[int]
+    chosen: list[int]
+    inner_uar: dict[str, float]  # per candidate layer; empty when every candidate was used
+    settings: dict[str, dict[str, Any]] = {}  # per chosen layer, its best of select.grid (none without a grid)
+    how: str
+
+
 class TrainingContext(_Part):
     dataset: str
     rows: int
@@ -93,6 +104,7 @@ class ModelCard(_Part):
     calibration: Calibration
     novelty: NoveltyCard
     trained_on: TrainingContext
+    layer_choice: LayerChoiceCard | None = None  # None: the features are one vector the classifier reads whole
 
 
 def write(folder: str | Path, card: ModelCard) -> Path:

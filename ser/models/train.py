@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from ser.config import Params
-from ser.errors import FeatureError
+from ser.errors import ConfigError, FeatureError
 from ser.evaluation.metrics import HEADLINE
 from ser.features.speaker_norm import TRANSDUCTIVE
 from ser.inference.segment import training_window
-from ser.models import classifiers, feasibility, model_card, tuning
+from ser.models import classifiers, feasibility, layer_choice, model_card, tuning
 from ser.models.calibration import calibrate_oof, calibrated_oof
 from ser.models.cv import Plan, cross_validate, fit_facts
+from ser.models.layer_choice import LayerChoice
 from ser.trust.crossfit import fit_novelty
 
 log = logging.getLogger(__name__)
@@ -79,16 +80,35 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
     for note in feasible.notes:
         log.info("cv: %s", note)
     data_fp = tuning.fingerprint(X, meta, params) if cfg.enabled else ""
+    blocks = features.get("blocks")
+    try:
+        layers = layer_choice.candidates(blocks, params.select)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if layers:
+        log.info("choosing among encoder layers %s inside every training fold: the best %d by inner CV "
+                 "(select.top), their probabilities averaged", layers, min(params.select.top, len(layers)))
+    elif params.select.grid:
+        raise ConfigError("select.grid is tried with the encoder layers train chooses among, and these features are "
+                          "one vector per clip (embeddings/features.json has no layer blocks): search the settings "
+                          "with tune.enabled: true instead")
+    elif isinstance(params.select.layers, list):
+        log.warning("select.layers %s: these features are one vector per clip, read whole", params.select.layers)
 
     def fit_on(rows: np.ndarray, part: str) -> tuple:
         """Tune (if enabled) and fit on these rows; also return what the fold record should say."""
         used, facts = params, {}
-        if cfg.enabled:
-            found = tuning.tune(X[rows], y[rows], meta.iloc[rows], params, tuning.study_name(params, data_fp, part))
+        if cfg.enabled:  # on the one layer the classifier reads, when select.layers fixes it (config.py)
+            view = X[rows] if not layers else LayerChoice(None, blocks["layers"]).view_of(X[rows], layers)
+            found = tuning.tune(view, y[rows], meta.iloc[rows], params, tuning.study_name(params, data_fp, part))
             used = tuning.with_overrides(params, found.best_params)
             facts = {"best_params": found.best_params, "inner_uar": found.best_value, "study": found.study_name,
                      "trials": found.n_trials, "tuning_split": found.split}
-        model = classifiers.fit(module.build(used, params.seed), X[rows], y[rows], meta.iloc[rows], params.cv.group_by)
+        estimator = module.build(used, params.seed)
+        if layers:
+            s = params.select
+            estimator = LayerChoice(estimator, blocks["layers"], layers, s.top, s.inner_folds, s.grid, params.seed)
+        model = classifiers.fit(estimator, X[rows], y[rows], meta.iloc[rows], params.cv.group_by)
         return model, facts, used
 
     def fit_fold(rows: np.ndarray, k: int) -> tuple:
@@ -116,8 +136,17 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
     if history is not None:
         histories["final"] = history
 
+    identity, feature_params, read, chosen = features["identity"], features["feature_params"], X, None
+    if isinstance(model, LayerChoice):  # the card and predict: the chosen layers' vectors only
+        read, model = model.view(X), model.narrowed()
+        identity = {**identity, "layers": model.chosen}
+        feature_params = {**feature_params, "features": {**feature_params["features"], "layers": model.chosen}}
+        said = model.fit_facts_
+        chosen = model_card.LayerChoiceCard(candidates=layers, chosen=model.chosen, how=said["layer_choice"],
+                                            inner_uar=said["layer_inner_uar"], settings=said.get("layer_settings", {}))
+        summary["layers"] = chosen.model_dump()
     calibration = calibrate_oof(cv.oof, labels)
-    trust = fit_novelty(X, meta, y, calibrated_oof(cv.oof, labels, calibration), feasible.plan, params.seed,
+    trust = fit_novelty(read, meta, y, calibrated_oof(cv.oof, labels, calibration), feasible.plan, params.seed,
                         params.trust)
     cv.oof["novelty"] = trust.oof_scores
     summary["novelty"] = trust.summary
@@ -126,17 +155,18 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
                                                            "fold_temperatures")}
     durations = list(durations)
     card = model_card.ModelCard(
-        classifier=params.classifier, labels=labels, dim=int(X.shape[-1]), identity=features["identity"],
-        feature_params=features["feature_params"], params=final_params, tuned=cfg.enabled,
+        classifier=params.classifier, labels=labels, dim=int(read.shape[-1]), identity=identity,
+        feature_params=feature_params, params=final_params, tuned=cfg.enabled,
         windows=model_card.Windows(max_clip_seconds=training_window(durations),
                                    median_clip_seconds=training_window(durations, 0.5)),
         calibration=model_card.Calibration(**calibration),
         novelty=model_card.NoveltyCard(**{k: trust.summary[k] for k in model_card.NoveltyCard.model_fields}),
         trained_on=model_card.TrainingContext(dataset=params.dataset, rows=len(X),
-                                              clips=int((meta["aug"] == 0).sum()), protocol=summary["protocol"]))
+                                              clips=int((meta["aug"] == 0).sum()), protocol=summary["protocol"]),
+        layer_choice=chosen)
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    module.save(model, model_dir)
+    layer_choice.save(model, model_dir, params.classifier)
     trust.novelty.save(model_dir)
     model_card.write(model_dir, card)
     return Trained(cv.oof, summary, learning_curves(histories))

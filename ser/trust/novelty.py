@@ -67,7 +67,7 @@ class Novelty:
         classes = np.unique(y)
         centres = np.stack([Z[y == c].mean(0) for c in classes])
         residuals = Z - centres[np.searchsorted(classes, y)]
-        precision = np.linalg.inv(LedoitWolf(assume_centered=True).fit(residuals).covariance_)
+        precision = np.linalg.inv(LedoitWolf(assume_centered=True, store_precision=False).fit(residuals).covariance_)
         W = np.linalg.cholesky((precision + precision.T) / 2)  # d^2 = |(z - centre) @ W|^2
         return cls(method, k, {"mean": mean, "scale": scale, "W": W, "centres": centres @ W})
 

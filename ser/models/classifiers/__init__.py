@@ -24,9 +24,9 @@ from types import ModuleType
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
-from ser.models.cv import final_step
+from ser.models.cv import final_step, predict_proba
 
 REGISTRY = {
     "svm": "ser.models.classifiers.svm",
@@ -77,3 +77,15 @@ def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame |
         name = model.steps[-1][0]
         given = {f"{name}__{k}": v for k, v in given.items()}
     return model.fit(X, y, **given)
+
+
+def fit_rows(model: BaseEstimator, X, y: np.ndarray, rows: np.ndarray, facts: dict) -> BaseEstimator:
+    """A clone of ``model`` fitted on ``rows`` of X and y, with those rows of each fit fact (``groups``,
+    ``clip_ids``, ``aug``; None = not given): how a meta-estimator fits its members on part of its rows."""
+    extra = {k: np.asarray(v)[rows] for k, v in facts.items() if v is not None}
+    return fit(clone(model), X[rows], y[rows], None, **extra)
+
+
+def proba_over(model: BaseEstimator, X, classes: np.ndarray) -> np.ndarray:
+    """A fitted member's probabilities over ``classes`` (integer codes it was fit on; 0 for a class it never saw)."""
+    return predict_proba(model, X, int(classes.max()) + 1)[:, classes]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ser.artifacts import read_json, write_json
 from ser.section import Section
@@ -81,6 +81,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y, groups=None, clip_ids=None, aug=None) -> Ensemble:
+        from ser.models.classifiers import fit_rows, proba_over
         from ser.models.cv import grouped_folds, split_units
 
         self.classes_, codes = np.unique(y, return_inverse=True)
@@ -90,7 +91,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             units, kind = split_units(len(y), groups, clip_ids, scored)
             folds = grouped_folds(codes, units, self.inner_folds, self.random_state, scored)
             held = np.concatenate([h for _, h in folds])
-            inner = np.stack([np.concatenate([self._proba(self._fit_member(m, X, y, train, facts), X[h])
+            inner = np.stack([np.concatenate([proba_over(fit_rows(m, X, y, train, facts), X[h], self.classes_)
                                               for train, h in folds]) for _, m in self.members])
             self.weights_ = mixture_weights(inner, np.searchsorted(self.classes_, y[held]))
             how = f"fit on inner out-of-fold predictions ({len(folds)} folds by {kind}, {len(held)} clips)"
@@ -98,26 +99,16 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             self.weights_ = np.asarray(self.weights, float) / np.sum(self.weights)
             how = "fixed (ensemble.weights)"
         everything = np.arange(len(y))
-        self.members_ = [(name, self._fit_member(m, X, y, everything, facts)) for name, m in self.members]
+        self.members_ = [(name, fit_rows(m, X, y, everything, facts)) for name, m in self.members]
         self.n_features_in_ = X.shape[1]
         weights = {name: round(float(w), 4) for (name, _), w in zip(self.members, self.weights_)}
         self.fit_facts_ = {"ensemble_weights": weights, "ensemble_weighting": how}
         return self
 
-    def _fit_member(self, member, X, y, rows, facts):
-        from ser.models import classifiers
-
-        extra = {k: np.asarray(v)[rows] for k, v in facts.items() if v is not None}
-        return classifiers.fit(clone(member), X[rows], y[rows], None, **extra)
-
-    def _proba(self, member, X) -> np.ndarray:
-        """A fitted member's probabilities over the ensemble's classes (0 for one it never saw)."""
-        from ser.models.cv import predict_proba
-
-        return predict_proba(member, X, int(self.classes_.max()) + 1)[:, self.classes_]
-
     def predict_proba(self, X) -> np.ndarray:
-        return sum(w * self._proba(m, X) for (_, m), w in zip(self.members_, self.weights_))
+        from ser.models.classifiers import proba_over
+
+        return sum(w * proba_over(m, X, self.classes_) for (_, m), w in zip(self.members_, self.weights_))
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]

@@ -67,7 +67,7 @@ class Params(Section):
     batch_size: int = Field(64, ge=2)
     max_epochs: int = Field(100, ge=1)
     patience: int = Field(15, ge=1)
-    validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="of the training speakers, for early stopping")
+    validation_fraction: float = Field(0.15, ge=0, lt=0.5, description="of the training speakers, for early stopping")
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
 
 

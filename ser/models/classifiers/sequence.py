@@ -43,11 +43,13 @@ class Recipe(Section):
     """The training recipe; each sequence classifier's params group adds its architecture's fields."""
 
     lr: float = Field(1e-3, gt=0)
+    layer_weights_lr: float = Field(1e-3, gt=0, description="learning rate of the layer-weight logits (several layers)")
     weight_decay: float = Field(1e-2, ge=0)
     batch_size: int = Field(32, ge=2)
     # 25 epochs and 4 frames averaged (MFCC: 25 per second, encoders: 12.5) keep 5-fold CV on RAVDESS
     # near 10 minutes on 2 CPU cores (benchmarks/bench_sequence.py)
     max_epochs: int = Field(25, ge=1)
+    min_steps: int = Field(0, ge=0, description="at least this many optimizer steps: more epochs on a small corpus")
     patience: int = Field(8, ge=1)
     warmup_epochs: float = Field(2.0, ge=0, description="linear warmup, then cosine decay to 0")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
@@ -90,8 +92,12 @@ class SequenceClassifier(FromLogits, ClassifierMixin, BaseEstimator):
         self.params_ = s = self._settings()
         y = np.asarray(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
+        def epochs(rows: int) -> int:  # max_epochs, or more on a small corpus: at least min_steps optimizer steps
+            return max(s.max_epochs, -(-s.min_steps // max(1, -(-rows // s.batch_size))))
+
         train, val, self.fit_facts_ = early_stopping_split(codes, groups, clip_ids, aug, s.validation_fraction,
-                                                           self.random_state, self.kind, s.max_epochs)
+                                                           self.random_state, self.kind, epochs(len(codes)))
+        self.epochs_ = epochs(len(train))
         self.device_ = torch_device(s.device)
         use_every_core(self.device_)
         self._standardise_with(*X[train].moments())
@@ -141,15 +147,20 @@ class SequenceClassifier(FromLogits, ClassifierMixin, BaseEstimator):
             if s.class_weight == "balanced" else None
         loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=s.label_smoothing)
         val_loss_fn = nn.CrossEntropyLoss(weight=weight)
-        optimizer = torch.optim.AdamW(self.module_.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        # the layer-weight logits get their own rate: Adam moves each by about its rate per step, and a few
+        # hundred steps at the network's rate leave them near uniform
+        layer_logits = [p for name, p in self.module_.named_parameters() if name.startswith("layer_weights.")]
+        rest = [p for name, p in self.module_.named_parameters() if not name.startswith("layer_weights.")]
+        optimizer = torch.optim.AdamW([{"params": rest}, {"params": layer_logits, "lr": s.layer_weights_lr,
+                                                          "weight_decay": 0.0}], lr=s.lr, weight_decay=s.weight_decay)
         steps_per_epoch = max(1, -(-len(train) // s.batch_size))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(
-            int(s.warmup_epochs * steps_per_epoch), s.max_epochs * steps_per_epoch))
+            int(s.warmup_epochs * steps_per_epoch), self.epochs_ * steps_per_epoch))
         amp = dev == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
         yt = torch.from_numpy(codes).to(dev)
         self.history_, stopping = [], EarlyStopping(s.patience)
-        epochs = tqdm(range(1, s.max_epochs + 1), desc=f"{self.kind} epochs", leave=False, disable=None)
+        epochs = tqdm(range(1, self.epochs_ + 1), desc=f"{self.kind} epochs", leave=False, disable=None)
         for epoch in epochs:
             self.module_.train()
             total, seen = 0.0, 0

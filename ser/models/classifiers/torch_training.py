@@ -91,18 +91,24 @@ class EarlyStopping:
 def early_stopping_split(codes: np.ndarray, groups, clip_ids, aug, fraction: float, seed: int, group: str,
                          max_epochs: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """Training rows, validation rows and ``fit_facts`` (what early stopping did) for a classifier of
-    params group ``group``: a held-out split by speakers, else clips (:func:`validation_split`); no
-    validation (train ``max_epochs``) when the fraction is 0 or nothing can be held out."""
+    params group ``group``: a held-out split by speakers, or by clips when the folds are not by speaker
+    (:func:`validation_split`). No validation (train ``max_epochs``) when the fraction is 0, when nothing
+    can be held out, or when the folds are by speaker but the training rows hold one speaker: a split of
+    that voice's own clips says nothing about new speakers (its UAR reaches 1.0 at once)."""
     reason = f"off: {group}.validation_fraction is 0"
     if fraction > 0:
         try:
             train, val, kind = validation_split(codes, groups, clip_ids, aug, fraction, seed)
-            return train, val, {"early_stopping": f"validation UAR on {len(val)} clips held out by {kind}"}
+            if groups is None or kind == "speakers":
+                return train, val, {"early_stopping": f"validation UAR on {len(val)} clips held out by {kind}"}
+            reason = (f"off: the training rows hold one speaker, so a validation split would score clips of the "
+                      f"voice it trains on ({kind})")
         except ValueError as err:
             reason = f"off: {err}"
-            log.warning("%s: no early stopping (%s); training for %d epochs", group, err, max_epochs)
+        log.warning("%s: no early stopping (%s); training for %d epochs", group, reason.removeprefix("off: "),
+                    max_epochs)
     return (np.arange(len(codes)), np.arange(0),
-            {"early_stopping": f"{reason}; trained for {group}.max_epochs={max_epochs}"})
+            {"early_stopping": f"{reason}; trained the whole schedule: {max_epochs} epochs"})
 
 
 def cpu_state(module, prefix: str = "") -> dict:

@@ -1,0 +1,90 @@
+"""The benchmark across corpora (``corpora.yaml``): every recipe on every corpus, rendered as one table of
+recipes x corpora from the committed records ``reproduce/corpora/<corpus>/<recipe>.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ser.evaluation.bootstrap import MIN_SPEAKERS
+
+from .table import HERE, load_rows
+
+GRID_FILE = HERE / "corpora.yaml"
+
+
+def load_grid(path: Path = GRID_FILE) -> dict:
+    return load_rows(path)
+
+
+def record_file(spec: dict, corpus: str, row_id: str) -> Path:
+    return HERE / "corpora" / corpus / f"{row_id}.json"
+
+
+def record(spec: dict, corpus: str, row_id: str) -> dict | None:
+    path = record_file(spec, corpus, row_id)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def overrides(spec: dict, corpus: dict, row: dict, data: Path, whisper: Path | str) -> list[str]:
+    """The ``-S`` values of one run: R for the corpus, W for the Whisper-base recipes, then the recipe's."""
+    values = {"dataset": corpus["dataset"], "data": Path(data) / corpus["folder"], "whisper": whisper}
+    return [s.format(**values) for s in [*spec["R"], *(spec["W"] if row.get("whisper") else []), *row["set"]]]
+
+
+def _cell(m: dict) -> str:
+    """UAR pooled, and its speaker-bootstrap interval where enough speakers make it mean something."""
+    ci = m.get("ci95") or {}
+    if ci.get("over") == "speakers" and m["context"]["speakers"] >= MIN_SPEAKERS:
+        return f"{m['uar']:.3f} ({ci['uar_low']:.2f}-{ci['uar_high']:.2f})"
+    return f"{m['uar']:.3f}"
+
+
+def _oracle(spec: dict, corpus: str) -> tuple[str, float] | None:
+    """The fixed-layer row with the best UAR on ``corpus`` (it looks at the test folds: a reference, not a recipe)."""
+    scored = [(r, record(spec, corpus, r)) for r in spec.get("oracle", [])]
+    scored = [(r, rec["metrics"]["uar"]) for r, rec in scored if rec]
+    return max(scored, key=lambda pair: pair[1]) if scored else None
+
+
+def grid_tables(spec: dict) -> str:
+    """Markdown: the corpora (with their protocol), UAR of every recipe on every corpus with the mean over the
+    corpora that have all rows, and the wall time of each run."""
+    corpora = [c for c in spec["corpora"] if any(record(spec, c["id"], r["id"]) for r in spec["rows"])]
+    lines = ["| corpus | language | clips | speakers | classes | protocol |", "|---|---|---|---|---|---|"]
+    for c in corpora:
+        m = next(rec["metrics"] for r in spec["rows"] if (rec := record(spec, c["id"], r["id"])))
+        x = m["context"]
+        lines.append(f"| {c['name']} | {c['language']} | {x['clips']} | {x['speakers']} | {x['classes']} | "
+                     f"{x['protocol']} |")
+    names = [c["name"] for c in corpora]
+    lines += ["", "| recipe | " + " | ".join(names) + " | mean | command (after `$R`) |",
+              "|---|" + "---|" * (len(names) + 2)]
+    for row in spec["rows"]:
+        recs = [record(spec, c["id"], row["id"]) for c in corpora]
+        if not any(recs):
+            continue
+        cells = [_cell(r["metrics"]) if r else "-" for r in recs]
+        mean = f"{sum(r['metrics']['uar'] for r in recs) / len(recs):.3f}" if all(recs) else "-"
+        prefix = "$W " if row.get("whisper") else ""
+        command = f"`{prefix}{' '.join('-S ' + s for s in row['set'])}`"
+        lines.append(f"| {row['recipe']} | " + " | ".join(cells) + f" | {mean} | {command} |")
+    oracle = [_oracle(spec, c["id"]) for c in corpora]
+    if all(oracle) and oracle:
+        best = [f"{uar:.3f} ({rid.removeprefix('whisper-').removesuffix('-svm')})" for rid, uar in oracle]
+        mean = sum(uar for _, uar in oracle) / len(oracle)
+        lines.append("| *oracle: the best fixed layer + SVM of each corpus, picked on its test folds* | "
+                     + " | ".join(best) + f" | {mean:.3f} | (not a recipe: it peeks) |")
+    lines += ["", "| wall time of the run (s) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for row in spec["rows"]:
+        recs = [record(spec, c["id"], row["id"]) for c in corpora]
+        if any(recs):
+            lines.append(f"| {row['id']} | " + " | ".join(_time(r) for r in recs) + " |")
+    return "\n".join(lines)
+
+
+def _time(rec: dict | None) -> str:
+    if not rec or "wall_seconds" not in rec:
+        return "-"
+    extracted = rec.get("extracted", 0)
+    return f"{rec['wall_seconds']:.0f}" + (f" (extracted {extracted} vectors)" if extracted else "")
