@@ -15,7 +15,7 @@ from ser.models import classifiers
 from ser.models.classifiers.sequence_inputs import spec_augment
 from ser.models.classifiers.torch_training import warmup_cosine
 
-SHORT = {"max_epochs": 4, "patience": 4, "batch_size": 16, "device": "cpu"}
+SHORT = {"max_epochs": 4, "patience": 4, "batch_size": 16, "min_steps": 0, "device": "cpu"}
 
 
 def frame_data(clips: int = 96, layers: int = 3, dim: int = 12, speakers: int = 8, seed: int = 0):
@@ -83,14 +83,14 @@ def test_padding_never_changes_a_prediction(kind):
 
 @pytest.mark.parametrize("kind", ["attentive", "cnn_bilstm"])
 def test_learns_reproducibly_and_saves_without_pickle(kind, tmp_path):
-    model, X, y = fitted(kind, max_epochs=15, patience=15, mixup_p=0.0)
+    model, X, y = fitted(kind, max_epochs=15, patience=15, mixup_p=0.0, validation_fraction=0.15)
     step = classifiers.final_step(model)
     assert (model.predict(X) == y).mean() > 0.6  # 3 classes: chance is 1/3
     assert [r["epoch"] for r in step.history_] == list(range(1, len(step.history_) + 1))
     assert "speakers" in step.fit_facts_["early_stopping"]
     weights = step.fit_facts_["layer_weights"]
     assert len(weights) == 3 and abs(sum(weights) - 1) < 1e-3
-    again, _, _ = fitted(kind, max_epochs=15, patience=15, mixup_p=0.0)
+    again, _, _ = fitted(kind, max_epochs=15, patience=15, mixup_p=0.0, validation_fraction=0.15)
     assert np.allclose(model.predict_proba(X), again.predict_proba(X), atol=1e-6)
     module = classifiers.get(kind)
     module.save(model, tmp_path)
@@ -102,6 +102,18 @@ def test_attentive_learns_which_layer_carries_the_class():
     model, _, _ = fitted("attentive", max_epochs=25, patience=25, mixup_p=0.0, lr=3e-3)
     weights = classifiers.final_step(model).fit_facts_["layer_weights"]
     assert int(np.argmax(weights)) == 1, weights  # frame_data puts the class into layer 1 only
+
+
+def test_a_small_corpus_trains_the_whole_schedule_of_at_least_min_steps():
+    """attentive's defaults: no early stopping (validation_fraction 0), at least min_steps optimizer steps: 96
+    clips in batches of 16 are 6 steps an epoch, so 30 steps take 5 epochs where max_epochs says 2."""
+    model, _, _ = fitted("attentive", max_epochs=2, min_steps=30, validation_fraction=0.0)
+    step = classifiers.final_step(model)
+    assert len(step.history_) == step.epochs_ == 5 and step.best_epoch_ == 5
+    assert step.fit_facts_["early_stopping"] == ("off: attentive.validation_fraction is 0; trained the whole "
+                                                 "schedule: 5 epochs")
+    defaults = classifiers.get("attentive").Params()
+    assert defaults.validation_fraction == 0 and defaults.min_steps == 1000 and defaults.layer_weights_lr == 1e-2
 
 
 def test_warmup_then_cosine():

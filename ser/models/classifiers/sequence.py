@@ -43,7 +43,7 @@ class Recipe(Section):
     """The training recipe; each sequence classifier's params group adds its architecture's fields."""
 
     lr: float = Field(1e-3, gt=0)
-    layer_weights_lr: float = Field(1e-3, gt=0, description="learning rate of the layer-weight logits (several layers)")
+    layer_weights_lr: float = Field(1e-2, gt=0, description="learning rate of the layer-weight logits (several layers)")
     weight_decay: float = Field(1e-2, ge=0)
     batch_size: int = Field(32, ge=2)
     # 25 epochs and 4 frames averaged (MFCC: 25 per second, encoders: 12.5) keep 5-fold CV on RAVDESS
