@@ -11,7 +11,7 @@ import pytest
 from embedding_fixtures import make_embeddings
 from shared_paths import ROOT
 
-from ser.artifacts import read_json, write_npz
+from ser.artifacts import read_json, write_json, write_npz
 from ser.config import Params, load_params
 from ser.embeddings import read_embeddings
 from ser.models import classifiers, tuning
@@ -19,8 +19,9 @@ from ser.models.train import train
 
 
 def tuned_params(tmp_path, classifier="svm", **group):
+    """Tuning on one feature vector per clip (MFCC-like embeddings: no encoder layers to choose among)."""
     return Params.model_validate({
-        "classifier": classifier, classifier: group, "cv": {"folds": 3},
+        "classifier": classifier, classifier: group, "cv": {"folds": 3}, "features": {"extractor": "mfcc"},
         "tune": {"enabled": True, "n_trials": 3, "storage": f"sqlite:///{tmp_path}/optuna.db"}})
 
 
@@ -128,6 +129,7 @@ def test_study_names_change_with_the_data_and_the_settings(data, monkeypatch):
     assert tuning.fingerprint(X + np.float32(1), meta, params) != base
     assert tuning.fingerprint(X, meta, Params(classifier="svm", seed=1)) != base
     assert tuning.fingerprint(X, meta, Params(classifier="xgboost")) != base
+    assert tuning.fingerprint(X, meta, Params(classifier="svm", select={"layers": [1]})) != base  # another layer
     monkeypatch.setattr(classifiers.get("svm"), "SPACE_VERSION", 2)  # a changed search space
     assert tuning.fingerprint(X, meta, params) != base
 
@@ -140,12 +142,15 @@ def test_storage_passwords_stay_out_of_results():
 @pytest.mark.timeout(300)
 def test_the_worker_fills_the_studies_that_train_then_reads(data, tmp_path, monkeypatch):
     """``python -m ser.models.tuning`` in a folder with params.yaml and embeddings/features.npz runs every
-    study the train stage will use (each fold, then final) to tune.n_trials; train then only reads them."""
+    study the train stage will use (each fold, then final) to tune.n_trials; train then only reads them.
+    The features hold two encoder layers' blocks and select.layers fixes the second: both tune on it."""
     X, meta = data
+    features = {**FEATURES, "blocks": {"layers": [0, 1], "states": 2}}
     write_npz(tmp_path / "embeddings/features.npz", X=X, aug=meta["aug"].to_numpy(),
               **{c: meta[c].to_numpy(str) for c in ("clip_id", "label", "speaker")})
+    write_json(tmp_path / "embeddings/features.json", features)
     (tmp_path / "params.yaml").write_text(
-        f"classifier: svm\ncv:\n  folds: 3\ntune:\n  enabled: true\n  n_trials: 3\n"
+        f"classifier: svm\nselect:\n  layers: [1]\ncv:\n  folds: 3\ntune:\n  enabled: true\n  n_trials: 3\n"
         f"  storage: sqlite:///{tmp_path}/optuna.db\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-m", "ser.models.tuning"], cwd=tmp_path, env=env, capture_output=True,
@@ -165,6 +170,10 @@ def test_the_worker_fills_the_studies_that_train_then_reads(data, tmp_path, monk
         raise AssertionError("train ran trials although the worker had finished the study")
 
     monkeypatch.setattr(optuna.Study, "optimize", no_new_trials)
-    trained = train(X_read, meta_read, params, FEATURES, tmp_path / "models", [1.0])
+    seen = []
+    original_tune = tuning.tune
+    monkeypatch.setattr(tuning, "tune", lambda X, *a, **k: (seen.append(X.shape[1]), original_tune(X, *a, **k))[1])
+    trained = train(X_read, meta_read, params, features, tmp_path / "models", [1.0])
+    assert set(seen) == {8}, seen  # train tuned on layer 1's block (8 of the 16 columns), as the worker did
     assert [f["study"] for f in trained.summary["folds"]] + [trained.summary["tuning"]["final"]["study"]] == names
     assert [f["trials"] for f in trained.summary["folds"]] == [3, 3, 3]

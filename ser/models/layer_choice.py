@@ -79,6 +79,15 @@ def candidates(blocks: dict | None, select: SelectParams) -> list[int] | None:
     return list(dict.fromkeys(wanted))
 
 
+def tuned_on(X, blocks: dict | None, select: SelectParams) -> np.ndarray:
+    """What tuning searches on: X, or the one layer's block when ``select.layers`` fixes a single layer of
+    several (the train stage and ``python -m ser.models.tuning`` workers alike, so their trials share studies)."""
+    layers = candidates(blocks, select)
+    if not layers or len(layers) > 1:
+        return X
+    return LayerChoice(None, blocks["layers"]).view_of(X, layers)
+
+
 class LayerChoice(ClassifierMixin, BaseEstimator):
     """``estimator`` on the encoder layers that score best inside the training rows.
 

@@ -99,8 +99,8 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
         """Tune (if enabled) and fit on these rows; also return what the fold record should say."""
         used, facts = params, {}
         if cfg.enabled:  # on the one layer the classifier reads, when select.layers fixes it (config.py)
-            view = X[rows] if not layers else LayerChoice(None, blocks["layers"]).view_of(X[rows], layers)
-            found = tuning.tune(view, y[rows], meta.iloc[rows], params, tuning.study_name(params, data_fp, part))
+            found = tuning.tune(layer_choice.tuned_on(X[rows], blocks, params.select), y[rows], meta.iloc[rows],
+                                params, tuning.study_name(params, data_fp, part))
             used = tuning.with_overrides(params, found.best_params)
             facts = {"best_params": found.best_params, "inner_uar": found.best_value, "study": found.study_name,
                      "trials": found.n_trials, "tuning_split": found.split}
@@ -140,7 +140,7 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
     if isinstance(model, LayerChoice):  # the card and predict: the chosen layers' vectors only
         read, model = model.view(X), model.narrowed()
         identity = {**identity, "layers": model.chosen}
-        feature_params = {**feature_params, "features": {**feature_params["features"], "layers": model.chosen}}
+        feature_params = {**feature_params, "features": {**feature_params.get("features", {}), "layers": model.chosen}}
         said = model.fit_facts_
         chosen = model_card.LayerChoiceCard(candidates=layers, chosen=model.chosen, how=said["layer_choice"],
                                             inner_uar=said["layer_inner_uar"], settings=said.get("layer_settings", {}))

@@ -76,6 +76,7 @@ def fingerprint(X: np.ndarray, meta: pd.DataFrame, params: Params) -> str:
     space_version = classifiers.get(params.classifier).SPACE_VERSION
     h.update(json.dumps({"space": space_version, "seed": params.seed, "classifier": params.classifier,
                          "group": getattr(params, params.classifier).model_dump(), "cv": params.cv.model_dump(),
+                         "select": params.select.model_dump(),  # which layer's vectors the trials fit
                          "inner": params.tune.validation_fraction}, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -153,14 +154,17 @@ def _pruning(trial: optuna.Trial) -> Callable[[int, float], None]:
 
 def main() -> None:
     """Worker: add trials to all studies of the current params.yaml and embeddings (folds, then final)."""
+    from ser.artifacts import read_json
     from ser.config import load_params
     from ser.embeddings import read_embeddings
+    from ser.models.layer_choice import tuned_on
 
     params = load_params()
     X, meta = read_embeddings("embeddings/features.npz")
     labels = sorted(meta["label"].unique())
     y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     fp = fingerprint(X, meta, params)
+    X = tuned_on(X, read_json("embeddings/features.json").get("blocks"), params.select)  # the rows train tunes on
     cv_plan = feasibility.check(meta[meta["aug"] == 0], params.cv, params.seed).plan
     parts = [(f"fold{k}", train) for k, (train, _) in enumerate(outer_folds(meta, cv_plan, params.seed))]
     for part, rows in [*parts, ("final", np.arange(len(X)))]:
