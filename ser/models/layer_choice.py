@@ -79,6 +79,26 @@ def candidates(blocks: dict | None, select: SelectParams) -> list[int] | None:
     return list(dict.fromkeys(wanted))
 
 
+def planned(blocks: dict | None, select: SelectParams) -> list[int] | None:
+    """:func:`candidates`, checked against what else ``select`` asks (ConfigError naming the key) and logged."""
+    from ser.errors import ConfigError
+
+    try:
+        layers = candidates(blocks, select)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if layers:
+        log.info("choosing among encoder layers %s inside every training fold: the best %d by inner CV "
+                 "(select.top), their probabilities averaged", layers, min(select.top, len(layers)))
+    elif select.grid:
+        raise ConfigError("select.grid is tried with the encoder layers train chooses among, and these features are "
+                          "one vector per clip (embeddings/features.json has no layer blocks): search the settings "
+                          "with tune.enabled: true instead")
+    elif isinstance(select.layers, list):
+        log.warning("select.layers %s: these features are one vector per clip, read whole", select.layers)
+    return layers
+
+
 def tuned_on(X, blocks: dict | None, select: SelectParams) -> np.ndarray:
     """What tuning searches on: X, or the one layer's block when ``select.layers`` fixes a single layer of
     several (the train stage and ``python -m ser.models.tuning`` workers alike, so their trials share studies)."""
@@ -187,6 +207,14 @@ class LayerChoice(ClassifierMixin, BaseEstimator):
         model.inner_uar_, model.settings_, model.fit_facts_ = self.inner_uar_, self.settings_, self.fit_facts_
         model.n_features_in_ = self.width_ * len(self.members_)
         return model
+
+    def card(self, candidates: list[int]):
+        """The model card's ``layer_choice``."""
+        from ser.models.model_card import LayerChoiceCard
+
+        said = self.fit_facts_
+        return LayerChoiceCard(candidates=candidates, chosen=self.chosen, how=said["layer_choice"],
+                               inner_uar=said["layer_inner_uar"], settings=said.get("layer_settings", {}))
 
     @property
     def chosen(self) -> list[int]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ser.config import Params
-from ser.errors import ConfigError, FeatureError
+from ser.errors import FeatureError
 from ser.evaluation.metrics import HEADLINE
 from ser.features.speaker_norm import TRANSDUCTIVE
 from ser.inference.segment import training_window
@@ -81,19 +81,7 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
         log.info("cv: %s", note)
     data_fp = tuning.fingerprint(X, meta, params) if cfg.enabled else ""
     blocks = features.get("blocks")
-    try:
-        layers = layer_choice.candidates(blocks, params.select)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    if layers:
-        log.info("choosing among encoder layers %s inside every training fold: the best %d by inner CV "
-                 "(select.top), their probabilities averaged", layers, min(params.select.top, len(layers)))
-    elif params.select.grid:
-        raise ConfigError("select.grid is tried with the encoder layers train chooses among, and these features are "
-                          "one vector per clip (embeddings/features.json has no layer blocks): search the settings "
-                          "with tune.enabled: true instead")
-    elif isinstance(params.select.layers, list):
-        log.warning("select.layers %s: these features are one vector per clip, read whole", params.select.layers)
+    layers = layer_choice.planned(blocks, params.select)
 
     def fit_on(rows: np.ndarray, part: str) -> tuple:
         """Tune (if enabled) and fit on these rows; also return what the fold record should say."""
@@ -141,9 +129,7 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
         read, model = model.view(X), model.narrowed()
         identity = {**identity, "layers": model.chosen}
         feature_params = {**feature_params, "features": {**feature_params.get("features", {}), "layers": model.chosen}}
-        said = model.fit_facts_
-        chosen = model_card.LayerChoiceCard(candidates=layers, chosen=model.chosen, how=said["layer_choice"],
-                                            inner_uar=said["layer_inner_uar"], settings=said.get("layer_settings", {}))
+        chosen = model.card(layers)
         summary["layers"] = chosen.model_dump()
     calibration = calibrate_oof(cv.oof, labels)
     trust = fit_novelty(read, meta, y, calibrated_oof(cv.oof, labels, calibration), feasible.plan, params.seed,
