@@ -29,7 +29,7 @@ from ser.evaluation.metrics import HEADLINE
 
 from . import grid
 from .table import ROWS_FILE, load_rows, metrics_file, readme_table, replace_table
-from .workspace import ROOT, clone_worktree, run, source_commit
+from .workspace import ROOT, clone_worktree, run, source_commit, stages_run
 
 README = ROOT / "README.md"
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "xgboost", "librosa", "opensmile")
@@ -103,7 +103,7 @@ def _run(work: Path, runs: list[dict], args: argparse.Namespace) -> int:
         run(work, "dvc", "exp", "remove", job["name"], check=False)  # a rerun in a kept --workdir replaces it
         run(work, "git", "checkout", "--", "params.yaml")  # exp run leaves its -S values there: start from the defaults
         started, load = time.monotonic(), os.getloadavg()[0]
-        run(work, *command, timeout=4 * 3600)
+        log = run(work, *command, timeout=4 * 3600)
         seconds, load = time.monotonic() - started, (load, os.getloadavg()[0])
         metrics = json.loads((work / "results/metrics.json").read_text())
         extraction = json.loads((work / "embeddings/features.json").read_text()).get("extraction", {})
@@ -117,7 +117,9 @@ def _run(work: Path, runs: list[dict], args: argparse.Namespace) -> int:
             record = {"id": job["name"], "command": " ".join(command[:3] + command[5:]), "source_commit": source,
                       "measured": dt.date.today().isoformat(), "wall_seconds": round(seconds, 1),
                       "load_average": [round(v, 2) for v in load],  # before and after: a busy machine is slower
-                      "extracted": int(extraction.get("computed", 0)), "environment": environment(),
+                      # vectors this run computed (the embedding cache of the clone serves the later runs)
+                      "extracted": int(extraction.get("computed", 0)) if "extract" in stages_run(log) else 0,
+                      "environment": environment(),
                       "metrics": metrics}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(record, indent=2) + "\n")
