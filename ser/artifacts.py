@@ -83,7 +83,7 @@ def _plain(value: Any) -> Any:
 
 # columns that hold text whatever they look like: labels such as 01, nan, NA or 3.5 stay as written
 TEXT_COLUMNS = frozenset({"clip_id", "path", "label", "speaker", "actual", "predicted", "sha1", "sex", "reason",
-                          "text"})
+                          "text", "corpus", "error"})
 
 
 def read_table(path: str | Path, usecols: list[str] | None = None) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, PlainValidator, ValidationError, create_model, model_validator
 
 from ser.corpora import registry
+from ser.corpora.multi import MultiParams
 from ser.errors import ConfigError
 from ser.evaluation.cross_params import CrossCorpus
 from ser.features import REGISTRY as EXTRACTORS
@@ -148,7 +149,7 @@ class TuneParams(_Section):
 
 class CvParams(_Section):
     folds: int = Field(5, ge=2)
-    group_by: Literal["speaker", "none"] = "speaker"
+    group_by: Literal["speaker", "corpus", "none"] = "speaker"
     max_folds: int | None = Field(None, ge=1, description="evaluate only the first N folds (labelled so); null: all")
     tta: bool = Field(False, description="average each test clip with its augmented copies (augment.n_augmentations)")
 
@@ -167,6 +168,7 @@ class _Params(_Section):
     dataset: str = "cremad"
     data: DataParams = DataParams()
     synthetic: SyntheticParams = SyntheticParams()
+    multi: MultiParams = MultiParams()
     preprocess: PreprocessParams = PreprocessParams()
     features: FeatureParams = FeatureParams()
     augment: AugmentParams = AugmentParams()
@@ -223,6 +225,9 @@ class _Params(_Section):
         if len({c.name for c in self.cross_corpus}) < len(self.cross_corpus):
             raise ValueError("cross_corpus: two entries share a name: give each its own")
         registry.check(self)
+        if self.cv.group_by == "corpus" and self.dataset != "multi":
+            raise ValueError("cv.group_by: corpus holds out one corpus per fold: it needs dataset: multi (several "
+                             "corpora pooled, multi.corpora); use speaker for one corpus")
         return self
 
 

@@ -200,6 +200,16 @@ def write_frames(path: str | Path, clips: Iterable[np.ndarray], total: int, shap
     return Path(path)
 
 
+MANIFEST_COLUMNS = ("text", "corpus")  # per-clip facts train takes from the manifest, where the corpus has them
+
+
+def with_manifest(meta: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
+    """``meta`` plus the manifest's ``text`` (transcripts, for fine-tuning's CTC head) and ``corpus`` (pooled
+    corpora, for leave-one-corpus-out folds) of each row's clip, where the manifest has them."""
+    by_clip = manifest.set_index("clip_id")
+    return meta.assign(**{c: meta["clip_id"].map(by_clip[c]).fillna("") for c in MANIFEST_COLUMNS if c in by_clip})
+
+
 def read_embeddings(path: str | Path = "embeddings/features.npz"):
     """Load an embeddings npz: (X, meta with clip_id, label, speaker, aug per row). X is an array of
     vectors, or, when the npz holds frame offsets, a :class:`FrameSet` read from disk clip by clip

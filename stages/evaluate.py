@@ -37,7 +37,8 @@ def main() -> None:
         metrics["cross_corpus"] = cross
     write_json("results/metrics.json", metrics)
     write_csv("results/predictions.csv", oof[["clip_id", "actual", "predicted"]])
-    write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), features_json))
+    write_csv("results/left_out.csv", left_out(read_table("data/excluded.csv"), features_json,
+                                               read_table("results/cross_corpus.csv")))
 
     features = features_label(feature_source(features_json))
     title = f"{context['dataset']} | {features} + {params.classifier} | {context['protocol']}"

@@ -18,7 +18,7 @@ import yaml
 
 from ser.artifacts import read_json, read_table
 from ser.corpora import synthetic
-from ser.errors import DatasetError, FeatureError
+from ser.errors import ConfigError, DatasetError, FeatureError
 from stages import crosstest as crosstest_stage
 from stages import evaluate as evaluate_stage
 from stages import extract as extract_stage
@@ -300,3 +300,42 @@ def test_a_corpus_whose_speakers_each_recorded_one_class_plans_honest_folds_and_
     assert prepared["speakers"] == 12 and prepared["cv"]["protocol"].startswith("5-fold speaker-independent")
     assert any(note.startswith("12 of 12 speakers recorded one class only") and
                "(angry 3, happy 3, neutral 3, sad 3 speakers)" in note for note in prepared["cv"]["notes"])
+
+
+@pytest.mark.timeout(300)
+def test_pooled_corpora_with_leave_one_corpus_out(tmp_path, monkeypatch):
+    """dataset: multi pools two corpora (each a folder CSV here); speaker ids are made unique per corpus; with
+    cv.group_by: corpus each fold tests one corpus the model never heard, named so in cv.json and metrics.json."""
+    entries = []
+    for name, seed in (("alpha", 0), ("beta", 1)):
+        clips = generated(tmp_path / name, 3, 4, ["angry", "happy", "sad"], seed=seed)  # both call speakers spk00..
+        entries.append({"name": name, "dataset": "folder", "csv": str(clips_csv(tmp_path / name, clips))})
+    write_params(tmp_path, dataset="multi", multi={"corpora": entries}, cv={"group_by": "corpus"})
+    runs = run_all(tmp_path, monkeypatch, ["svm"])
+    manifest = read_table("data/manifest.csv")
+    assert sorted(manifest["corpus"].unique()) == ["alpha", "beta"] and manifest["speaker"].nunique() == 6
+    assert manifest["clip_id"].str.startswith(("alpha/", "beta/")).all()
+    assert set(manifest["speaker"]) == {f"{c}/spk0{i}" for c in ("alpha", "beta") for i in range(3)}
+    cv, metrics = runs["svm"]["cv"], runs["svm"]["metrics"]
+    assert cv["protocol"].startswith("leave-one-corpus-out CV (2 folds")
+    assert [f["held_out"] for f in cv["folds"]] == ["alpha", "beta"]
+    assert metrics["context"]["protocol"] == "leave-one-corpus-out CV"
+    assert set(metrics["per_corpus"]) == {"alpha", "beta"}
+    assert metrics["per_corpus"]["alpha"]["uar"] == pytest.approx(cv["folds"][0]["uar"], abs=1e-4)
+
+
+def test_pooled_corpora_are_checked_in_prepare(tmp_path, monkeypatch):
+    clips = generated(tmp_path / "one", 3, 2, ["angry", "sad"])
+    only = {"name": "one", "dataset": "folder", "csv": str(clips_csv(tmp_path / "one", clips))}
+    write_params(tmp_path, dataset="multi", multi={"corpora": [only]})
+    with pytest.raises(ConfigError, match="dataset multi pools two or more corpora"):
+        monkeypatch.chdir(tmp_path)
+        prepare_stage.main()
+    write_params(tmp_path, data={"csv": only["csv"]}, cv={"group_by": "corpus"})
+    with pytest.raises(ConfigError, match="cv.group_by: corpus .* needs dataset: multi"):
+        prepare_stage.main()
+    other = generated(tmp_path / "two", 3, 2, ["angry", "sad", "calm"], seed=3)  # calm: only in this corpus
+    two = {"name": "two", "dataset": "folder", "csv": str(clips_csv(tmp_path / "two", other))}
+    write_params(tmp_path, dataset="multi", multi={"corpora": [only, two]}, cv={"group_by": "corpus"})
+    message = prepare_error(tmp_path, monkeypatch)
+    assert "'calm'" in message and "only two has it" in message and "data.labels" in message

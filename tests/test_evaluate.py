@@ -249,6 +249,9 @@ def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):
     (tmp_path / "embeddings/features.json").write_text(json.dumps(FEATURES))
     curves().to_csv("results/learning_curves.csv", index=False)
     (tmp_path / "results/cross_corpus.json").write_text(json.dumps({"other": {"uar": 0.5, "clips": 3}}))
+    (tmp_path / "results/cross_corpus.csv").write_text(
+        "corpus,clip_id,speaker,actual,predicted,unknown,error\nother,o1,s9,a,a,False,\n"
+        "other,o2,s9,b,,,not decodable audio: format not recognised\n")
 
     run_path(str(ROOT / "stages/evaluate.py"))["main"]()  # works whatever sys.path holds
 
@@ -256,8 +259,9 @@ def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):
     assert metrics["accuracy"] == 0.8 and metrics["context"]["clips"] == 40
     assert metrics["cross_corpus"] == {"other": {"uar": 0.5, "clips": 3}}
     assert len(pd.read_csv("results/predictions.csv")) == 40
-    left = pd.read_csv("results/left_out.csv")  # the prepare exclusions and the clip extraction lost
-    assert left["step"].tolist() == ["prepare", "prepare", "extract"] and len(left) == 3
+    left = pd.read_csv("results/left_out.csv")  # the prepare exclusions, extraction's loss, crosstest's
+    assert left["step"].tolist() == ["prepare", "prepare", "extract", "crosstest other"] and len(left) == 4
+    assert left["reason"].iloc[3] == "not decodable audio: format not recognised"
     for name in ("confusion", "per_class", "cv_folds", "learning_curves", "risk_coverage"):
         assert_picture(tmp_path / f"results/{name}.png")
 

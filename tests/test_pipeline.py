@@ -17,7 +17,8 @@ from reproduce.workspace import clone_worktree, run, stages_run
 
 FAST = ["-S", "dataset=synthetic", "-S", "features.extractor=mfcc"]
 RAVDESS_FAST = ["-S", "features.extractor=mfcc", "-S", "augment.n_augmentations=0"]
-STAGES = ("prepare", "route", "extract", "train", "crosstest", "evaluate", "visualize")
+STAGES = ("prepare", "route", "extract", "train", "crosscorpora", "crosstest", "evaluate", "visualize")
+LISTING = {"crosscorpora"}  # runs every time (always_changed): it lists the test corpora, in seconds
 QUEUE_TIMEOUT = 600  # seconds for the two queued experiments to finish (1.5-4 min on 2 cores)
 
 FINISHED = ("success", "failed", "done")  # executor states of `dvc exp show` after a run
@@ -81,13 +82,40 @@ def test_predict_uses_the_models_this_run_trained(repo, tmp_path):
 @pytest.mark.slow
 def test_rerun_with_same_params_does_nothing(repo):
     log = run(repo, "dvc", "exp", "run", *FAST)
-    assert stages_run(log) == set(), log
+    assert stages_run(log) == LISTING, log
+
+
+@pytest.mark.slow
+def test_a_changed_test_corpus_reruns_crosstest_and_nothing_else(repo, tmp_path):
+    """cross_corpus names a folder outside the repository: crosstest re-runs when a file there is added, and
+    not when nothing changed (crosscorpora's listing is then the same)."""
+    import shutil
+
+    from ser.config import Params
+    from ser.corpora import synthetic
+
+    synthetic.generate(tmp_path / "other", speakers=2, clips=2, classes=["angry", "sad"], duration=1.2, seed=7)
+    clips = synthetic.scan(tmp_path / "other", Params())
+    clips[["path", "label", "speaker"]].to_csv(tmp_path / "other.csv", index=False)
+    entry = f"cross_corpus=[{{name: other, dataset: folder, csv: {tmp_path / 'other.csv'}}}]"
+    log = run(repo, "dvc", "exp", "run", *FAST, "-S", entry)
+    assert stages_run(log) == {"crosscorpora", "crosstest", "evaluate"}, log
+    block = json.loads((repo / "results/metrics.json").read_text())["cross_corpus"]["other"]
+    assert block["clips"] == len(clips) and block["classes"] == 2
+    log = run(repo, "dvc", "exp", "run", *FAST, "-S", entry)
+    assert stages_run(log) == LISTING, log
+    shutil.copy(clips["path"][0], tmp_path / "other" / "extra.wav")
+    with open(tmp_path / "other.csv", "a") as f:
+        f.write(f"{tmp_path / 'other' / 'extra.wav'},angry,spk00\n")
+    log = run(repo, "dvc", "exp", "run", *FAST, "-S", entry)
+    assert stages_run(log) == {"crosscorpora", "crosstest", "evaluate"}, log
+    assert json.loads((repo / "results/metrics.json").read_text())["cross_corpus"]["other"]["clips"] == len(clips) + 1
 
 
 @pytest.mark.slow
 def test_training_param_reruns_only_train_crosstest_and_evaluate(repo):
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "svm.C=3")
-    assert stages_run(log) == {"train", "crosstest", "evaluate"}, log
+    assert stages_run(log) == {"train", "crosstest", "evaluate", *LISTING}, log
 
 
 @pytest.mark.slow
@@ -135,9 +163,9 @@ def test_ravdess_end_to_end(tmp_path):
 def test_experiment_workflow(repo):
     """Compare classifiers the way the README shows: exp run, exp show, metrics/plots diff, a queue."""
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=mlp", "-n", "try-mlp")
-    assert stages_run(log) == {"route", "train", "crosstest", "evaluate"}, log  # route: instant, its output unchanged
+    assert stages_run(log) == {"route", "train", "crosstest", "evaluate", *LISTING}, log  # route: its output unchanged
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=xgboost", "-n", "try-xgb")
-    assert stages_run(log) == {"route", "train", "crosstest", "evaluate"}, log
+    assert stages_run(log) == {"route", "train", "crosstest", "evaluate", *LISTING}, log
 
     shown = experiments(repo)
     assert all(shown.get(name, ("missing", None))[1] is not None for name in ("try-mlp", "try-xgb")), shown
@@ -225,7 +253,7 @@ def test_finetune_trains_on_audio_and_its_params_never_rerun_frozen_stages(repo,
     from model_fixtures import tiny_whisper
 
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "finetune.alpha_asr=0.3")
-    assert stages_run(log) == {"route"}, log
+    assert stages_run(log) == {"route", *LISTING}, log
     encoder = tiny_whisper(tmp_path / "whisper")
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=finetune", "-S", "trust.novelty=msp",
               "-S", "features.extractor=whisper",

@@ -5,6 +5,7 @@ import shutil
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -156,12 +157,84 @@ def test_a_cross_corpus_test_scores_the_shared_classes_and_counts_the_rest(train
     block, clips = evaluate_corpus(params, spec, trained.models)
     assert block["left_out_classes"] == "surprised" and block["left_out_clips"] == len(other)
     assert block["clips"] == len(trained.test_clips) == len(clips) and block["classes"] == 4
+    assert block["over"] == "speakers" and block["protocol"].startswith("the final model (trained on all of synthetic)")
     expected = float((clips["actual"] == clips["predicted"]).mean())
     assert block["accuracy"] == pytest.approx(expected, abs=1e-4) and block["accuracy"] > 0.5
     assert block["uar_ci95_low"] <= block["uar"] <= block["uar_ci95_high"]
-    with pytest.raises(ValueError, match="none of its classes"):
-        other[["path", "label", "speaker"]].to_csv(tmp_path / "none.csv", index=False)
+    assert block["most_predicted_share"] == pytest.approx(clips["predicted"].value_counts(normalize=True).max(), 1e-3)
+    assert (clips["error"] == "").all() and block["failed_clips"] == 0
+
+    # the common-label option: two classes scored, each clip predicted among them
+    two = CrossCorpus(name="two", dataset="folder", csv=str(tmp_path / "corpus.csv"), labels=["angry", "sad"])
+    block, clips = evaluate_corpus(params, two, trained.models)
+    assert block["scored_classes"] == "angry, sad" and set(clips["predicted"]) <= {"angry", "sad"}
+    assert block["left_out_classes"] == "happy, neutral, surprised" and block["chance_uar"] == 0.5
+
+    # the training run's label_map merges the test corpus' labels too: its surprised clips are scored as happy
+    merged = params.model_copy(update={"data": params.data.model_copy(update={"label_map": {"surprised": "happy"}})})
+    block, clips = evaluate_corpus(merged, spec, trained.models)
+    assert block["left_out_clips"] == 0 and block["clips"] == len(trained.test_clips) + len(other)
+
+    other[["path", "label", "speaker"]].to_csv(tmp_path / "none.csv", index=False)
+    with pytest.raises(ValueError, match=r"0 class\(es\) shared \(none\).*model knows angry, happy, neutral, sad; "
+                                         r"the corpus has surprised"):
         evaluate_corpus(params, CrossCorpus(name="x", dataset="folder", csv=str(tmp_path / "none.csv")), trained.models)
+    with pytest.raises(ValueError, match=r"labels \['calm'\] are not classes of the model"):
+        evaluate_corpus(params, CrossCorpus(name="x", dataset="folder", csv=str(tmp_path / "corpus.csv"),
+                                            labels=["calm", "sad"]), trained.models)
+
+
+def test_a_cross_corpus_test_of_the_training_audio_is_refused(trained, tmp_path):
+    from trained_fixtures import manifest
+
+    from ser.evaluation.cross_corpus import evaluate_corpus
+    from ser.evaluation.cross_params import CrossCorpus
+
+    trained.test_clips[["path", "label", "speaker"]].to_csv(tmp_path / "corpus.csv", index=False)
+    params = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"}})
+    training = manifest(trained.test_clips.iloc[:2])  # as if two of them had been training clips
+    with pytest.raises(ValueError, match=r"2 of its \d+ clips hold audio of the training corpus"):
+        evaluate_corpus(params, CrossCorpus(name="same", dataset="folder", csv=str(tmp_path / "corpus.csv")),
+                        trained.models, training)
+
+
+def test_cross_corpus_failures_are_listed_and_bounded(trained, tmp_path):
+    """A clip that breaks after prepare read it is reported with its reason; more than
+    features.max_failed_fraction of them stop the test (a broken model or reader, not a few clips)."""
+    from ser.errors import FeatureError
+    from ser.evaluation.cross_corpus import evaluate_corpus
+    from ser.evaluation.cross_params import CrossCorpus
+
+    copies = []
+    for p in trained.test_clips["path"]:
+        copies.append(shutil.copy(p, tmp_path / Path(p).name))
+    table = trained.test_clips[["label", "speaker"]].assign(path=copies)
+    table.to_csv(tmp_path / "corpus.csv", index=False)
+    spec = CrossCorpus(name="broken", dataset="folder", csv=str(tmp_path / "corpus.csv"))
+    params = Params.model_validate({"dataset": "synthetic",
+                                    "features": {"extractor": "mfcc", "max_failed_fraction": 0.1}})
+
+    import ser.corpora.manifest as manifest_module
+    real = manifest_module.build_manifest
+
+    def breaking(count: int):
+        """build_manifest, then the first ``count`` files break (after prepare read them, as a disk error would)."""
+        def build(params):
+            out = real(params)
+            for path in out[0]["path"][:count]:
+                Path(path).write_bytes(b"RIFF broken")
+            return out
+        return build
+
+    with mock.patch.object(manifest_module, "build_manifest", breaking(1)):
+        block, clips = evaluate_corpus(params, spec, trained.models)
+    assert block["failed_clips"] == 1 and (clips["error"] != "").sum() == 1
+    assert block["clips"] == len(copies) - 1
+    for p, original in zip(copies, trained.test_clips["path"]):
+        shutil.copy(original, p)
+    with mock.patch.object(manifest_module, "build_manifest", breaking(5)), \
+            pytest.raises(FeatureError, match=r"5 of 40 clips failed, more than features.max_failed_fraction"):
+        evaluate_corpus(params, spec, trained.models)  # 4 of 40 allowed
 
 
 def long_recording(trained, path: Path, clips: int = 8, pause: float = 1.2) -> tuple[list, list[str]]:

@@ -149,6 +149,8 @@ def test_the_worker_fills_the_studies_that_train_then_reads(data, tmp_path, monk
     write_npz(tmp_path / "embeddings/features.npz", X=X, aug=meta["aug"].to_numpy(),
               **{c: meta[c].to_numpy(str) for c in ("clip_id", "label", "speaker")})
     write_json(tmp_path / "embeddings/features.json", features)
+    (tmp_path / "data").mkdir()
+    meta[meta["aug"] == 0][["clip_id", "label", "speaker"]].to_csv(tmp_path / "data/manifest.csv", index=False)
     (tmp_path / "params.yaml").write_text(
         f"classifier: svm\nselect:\n  layers: [1]\ncv:\n  folds: 3\ntune:\n  enabled: true\n  n_trials: 3\n"
         f"  storage: sqlite:///{tmp_path}/optuna.db\n")

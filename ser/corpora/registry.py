@@ -32,6 +32,7 @@ REGISTRY = {
     "nemo": "ser.corpora.nemo",
     "urdu": "ser.corpora.urdu",
     "folder": "ser.corpora.folder",
+    "multi": "ser.corpora.multi",  # several of the above pooled (multi.corpora)
     "synthetic": "ser.corpora.synthetic",
 }
 

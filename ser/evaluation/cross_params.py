@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ser.section import Section
+from ser.corpora.spec import CorpusSpec
 
 
-class CrossCorpus(Section):
+class CrossCorpus(CorpusSpec):
     """One ``cross_corpus`` entry: a corpus the project reads, tested with the final model."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$", description="its key in metrics.json")
-    dataset: str
-    dir: str | None = None
-    csv: str | None = None
+    labels: list[str] | None = Field(None, description="score these classes only (each one the model knows), e.g. "
+                                     "the four most corpora share, so that corpora compare; null: every shared class")

@@ -109,8 +109,11 @@ def fold_spread_png(folds: pd.DataFrame, pooled: dict, title: str, path: str | P
 
 
 def fold_name(fold: int | str) -> str:
-    """Legend name of a CV fold, numbered 1..K as the log says "fold 1/5" (records count from 0)."""
-    return "final fit" if str(fold) == "final" else f"fold {int(fold) + 1}"
+    """Legend name of a CV fold, numbered 1..K as the log says "fold 1/5" (records count from 0); a fold named by
+    the corpus it held out (leave-one-corpus-out) keeps that name."""
+    if str(fold) == "final":
+        return "final fit"
+    return f"fold {int(fold) + 1}" if str(fold).isdigit() else f"held out: {fold}"
 
 
 def best_epoch(curve: pd.DataFrame) -> int:

@@ -81,6 +81,12 @@ def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict, seed: int = 0) 
                       for c, d in s["per_class"].items()},
         "context": context,
     }
+    if "corpus" in oof and oof["corpus"].nunique() > 1:  # pooled corpora: each corpus's own figures
+        metrics["per_corpus"] = {metric_key(name): {**{m: round(v, DIGITS) for m, v in
+                                                       scores(part["actual"], part["predicted"], labels).items()
+                                                       if m in HEADLINE},
+                                                    "clips": len(part), "speakers": int(part["speaker"].nunique())}
+                                 for name, part in oof.groupby("corpus")}
     if "calibration" in cv_summary:
         metrics["calibration"] = calibration_metrics(cv_summary["calibration"])
     if "novelty" in cv_summary:
@@ -105,20 +111,28 @@ def metric_key(label: str) -> str:
     return str(label).replace(".", "_")
 
 
-def left_out(excluded: pd.DataFrame, features: dict) -> pd.DataFrame:
+def left_out(excluded: pd.DataFrame, features: dict, cross: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every clip left out of the run and why, in one table: skipped by the corpus scan and excluded
-    by prepare (data/excluded.csv), then failed in extraction (embeddings/features.json)."""
+    by prepare (data/excluded.csv), failed in extraction (embeddings/features.json), then the cross-corpus
+    test clips crosstest could not predict (results/cross_corpus.csv, step ``crosstest <corpus>``)."""
     failed = pd.DataFrame(features.get("failed_clips", []), columns=["clip_id", "path", "reason"])
     columns = ["step", "clip_id", "path", "reason"]
-    return pd.concat([excluded.reindex(columns=columns), failed.assign(step="extract")[columns]], ignore_index=True)
+    parts = [excluded.reindex(columns=columns), failed.assign(step="extract")[columns]]
+    if cross is not None and "error" in cross:
+        bad = cross[cross["error"].fillna("").astype(str) != ""]
+        parts.append(pd.DataFrame({"step": "crosstest " + bad["corpus"].astype(str), "clip_id": bad["clip_id"],
+                                   "path": "", "reason": bad["error"]})[columns])
+    return pd.concat(parts, ignore_index=True)
 
 
 def fold_table(cv_summary: dict) -> pd.DataFrame:
     """One row per CV fold with its headline metrics and the classes its test side lacked
-    (from results/cv.json)."""
+    (from results/cv.json); under leave-one-corpus-out a fold is named by the corpus it held out."""
     table = pd.DataFrame(cv_summary["folds"])
     if "missing_classes" not in table:
         table["missing_classes"] = [[] for _ in range(len(table))]
+    if "held_out" in table:
+        table["fold"] = table["held_out"]
     return table[["fold", *HEADLINE, "missing_classes"]]
 
 

@@ -96,6 +96,7 @@ class FailureBudget:
 
     allowed: int
     total: int
+    rerun: str = "finished vectors are cached"  # what a re-run after the fix keeps
 
     def check(self, failures: dict[tuple[str, int], str]) -> None:
         clips = {clip for clip, _ in failures}
@@ -105,8 +106,8 @@ class FailureBudget:
                           for (clip, aug), why in list(failures.items())[:3])
         raise FeatureError(f"{len(clips)} of {self.total} clips failed, more than features.max_failed_fraction "
                            f"allows ({self.allowed}): the model, the device or the audio reader is broken rather "
-                           f"than a few clips. First reasons: {first}. Fix the cause and re-run: finished "
-                           "vectors are cached (or raise features.max_failed_fraction)")
+                           f"than a few clips. First reasons: {first}. Fix the cause and re-run: {self.rerun} "
+                           "(or raise features.max_failed_fraction)")
 
 
 def _compute(todo: list[Job], extractor: Extractor, cache: EmbeddingCache, augmenter: Augmenter | None,

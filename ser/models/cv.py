@@ -50,9 +50,16 @@ class Plan:
         return self.group_by == "speaker" and self.folds < self.requested
 
     @property
+    def column(self) -> str | None:
+        """The meta column a fold keeps whole (speaker, corpus), None for plain stratified folds."""
+        return None if self.group_by == "none" else self.group_by
+
+    @property
     def protocol(self) -> str:
         """How a number was measured, printed next to it everywhere."""
-        if self.leave_one_speaker_out:
+        if self.group_by == "corpus":
+            text = f"leave-one-corpus-out CV ({self.folds} folds: each tests one corpus the model never heard)"
+        elif self.leave_one_speaker_out:
             text = (f"leave-one-speaker-out CV ({self.folds} folds: {self.folds} speakers, fewer than "
                     f"cv.folds={self.requested})")
         elif self.group_by == "speaker":
@@ -67,12 +74,19 @@ class Plan:
         return text
 
 
-def plan(speakers: np.ndarray, folds: int, group_by: str, max_folds: int | None = None, tta: bool = False) -> Plan:
-    """The protocol for these clips' speakers: ``folds`` folds, or one per speaker when there are
-    fewer speakers than folds (leave-one-speaker-out, the honest default for TESS or SAVEE); with
-    ``max_folds`` only that many are evaluated (fine-tuning every fold can cost hours each)."""
+def plan(groups: np.ndarray, folds: int, group_by: str, max_folds: int | None = None, tta: bool = False) -> Plan:
+    """The protocol for these clips' speakers (or, ``group_by='corpus'``, corpora): ``folds`` folds, or one per
+    speaker when there are fewer speakers than folds (leave-one-speaker-out, the honest default for TESS or
+    SAVEE), or one per corpus; with ``max_folds`` only that many are evaluated (fine-tuning every fold can cost
+    hours each)."""
+    if group_by == "corpus":
+        n_corpora = len(np.unique(groups))
+        if n_corpora < 2:
+            raise ValueError(f"leave-one-corpus-out CV needs two or more corpora, the data has {n_corpora}")
+        return Plan(n_corpora, group_by, folds, max_folds, tta)
     if group_by != "speaker":
         return Plan(folds, group_by, folds, max_folds, tta)
+    speakers = groups
     n_speakers = len(np.unique(speakers))
     if n_speakers < 2:
         raise ValueError(f"speaker-independent CV needs two or more speakers, the data has {n_speakers}; "
@@ -80,11 +94,14 @@ def plan(speakers: np.ndarray, folds: int, group_by: str, max_folds: int | None 
     return Plan(min(folds, n_speakers), group_by, folds, max_folds, tta)
 
 
-def assign_folds(labels: np.ndarray, speakers: np.ndarray, cv: Plan, seed: int) -> np.ndarray:
-    """Fold index of each original clip; with ``group_by='speaker'`` a speaker sits in one fold."""
+def assign_folds(labels: np.ndarray, groups: np.ndarray, cv: Plan, seed: int) -> np.ndarray:
+    """Fold index of each original clip; with ``group_by='speaker'`` a speaker sits in one fold, with
+    ``'corpus'`` fold k holds the k-th corpus (in sorted order) and nothing else."""
+    if cv.group_by == "corpus":
+        return np.unique(groups, return_inverse=True)[1]
     if cv.group_by == "speaker":
         splitter = StratifiedGroupKFold(n_splits=cv.folds, shuffle=True, random_state=seed)
-        splits = splitter.split(np.zeros(len(labels)), labels, groups=speakers)
+        splits = splitter.split(np.zeros(len(labels)), labels, groups=groups)
     else:
         splitter = StratifiedKFold(n_splits=cv.folds, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(labels)), labels)
@@ -107,7 +124,7 @@ def fold_indices(meta: pd.DataFrame, clip_fold: pd.Series, k: int) -> tuple[np.n
 def outer_folds(meta: pd.DataFrame, cv: Plan, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train rows, test rows) of every outer fold, as :func:`cross_validate` uses them."""
     originals = meta[meta["aug"] == 0].drop_duplicates("clip_id")
-    fold_of = assign_folds(originals["label"].to_numpy(), originals["speaker"].to_numpy(), cv, seed)
+    fold_of = assign_folds(originals["label"].to_numpy(), originals[cv.column or "speaker"].to_numpy(), cv, seed)
     clip_fold = pd.Series(fold_of, index=originals["clip_id"].to_numpy())
     return [fold_indices(meta, clip_fold, k) for k in range(cv.folds)]
 
@@ -206,7 +223,8 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
         proba = predict_proba(model, X[test], len(labels))
         if cv.tta:
             proba = with_copies(proba, model, X, meta, test, len(labels))
-        part = meta.iloc[test][["clip_id", "speaker", "label"]].rename(columns={"label": "actual"})
+        kept = ["clip_id", "speaker", *(["corpus"] if "corpus" in meta else []), "label"]
+        part = meta.iloc[test][kept].rename(columns={"label": "actual"})
         part.insert(0, "fold", k)
         part["predicted"] = [labels[i] for i in proba.argmax(1)]
         for i, lab in enumerate(labels):
@@ -217,7 +235,9 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
         if missing:
             log.warning("fold %d/%d tests no clip of %s: its UAR averages %d of %d classes", k + 1, folds,
                         missing, len(held), len(labels))
-        result.folds.append({"fold": k, "train_rows": len(train), "test_clips": len(test), "test_classes": held,
+        held_out = {"held_out": ", ".join(sorted(set(part["corpus"])))} if cv.group_by == "corpus" else {}
+        result.folds.append({"fold": k, **held_out, "train_rows": len(train), "test_clips": len(test),
+                             "test_classes": held,
                              "missing_classes": missing, **{m: s[m] for m in HEADLINE}, **fit_facts(model), **facts})
         history = getattr(final_step(model), "history_", None)
         if history is not None:

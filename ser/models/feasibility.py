@@ -44,8 +44,12 @@ def check(clips: pd.DataFrame, cv: CvParams, seed: int) -> Feasibility:
     speakers = clips["speaker"].astype(str)
     if cv.group_by == "speaker":
         _require_speakers(speakers)
+    if cv.group_by == "corpus" and "corpus" not in clips:
+        raise DatasetError("cv.group_by: corpus holds out one corpus per fold, and these clips name no corpus: use "
+                           "dataset: multi (several corpora pooled) or cv.group_by: speaker")
+    groups = clips["corpus"].astype(str) if cv.group_by == "corpus" else speakers
     try:
-        cv_plan = plan(speakers.to_numpy(), cv.folds, cv.group_by, cv.max_folds, cv.tta)
+        cv_plan = plan(groups.to_numpy(), cv.folds, cv.group_by, cv.max_folds, cv.tta)
     except ValueError as err:
         raise DatasetError(str(err)) from None
     result = Feasibility(cv_plan)
@@ -55,7 +59,7 @@ def check(clips: pd.DataFrame, cv: CvParams, seed: int) -> Feasibility:
     if cv_plan.group_by == "speaker":
         result.notes += _confound(labels, speakers)
     meta = pd.DataFrame({"clip_id": clips["clip_id"].astype(str).to_numpy(), "label": labels.to_numpy(),
-                         "speaker": speakers.to_numpy(), "aug": 0})
+                         "speaker": speakers.to_numpy(), "corpus": groups.to_numpy(), "aug": 0})
     try:
         folds = outer_folds(meta, cv_plan, seed)
     except ValueError as err:  # e.g. fewer clips than folds
@@ -64,12 +68,13 @@ def check(clips: pd.DataFrame, cv: CvParams, seed: int) -> Feasibility:
     for k, (train, _) in enumerate(folds):
         absent = sorted(set(classes) - set(labels.iloc[train]))
         if absent:
-            raise DatasetError(_absent_message(absent[0], k, cv_plan, labels, speakers))
-        if cv_plan.group_by == "speaker" and speakers.iloc[train].nunique() < 2:
+            raise DatasetError(_absent_message(absent[0], k, cv_plan, labels, groups))
+        if cv_plan.group_by != "none" and speakers.iloc[train].nunique() < 2:
             single.append(k + 1)
     if single:
         result.notes.append(f"fold(s) {', '.join(map(str, single))} train on one speaker: inner splits there "
-                            "(SVM calibration, MLP early stopping, tuning) hold out whole clips instead of speakers")
+                            "(SVM calibration, layer choice, tuning) hold out whole clips instead of speakers, and "
+                            "early stopping is off")
     return result
 
 
@@ -95,11 +100,15 @@ def _require_speakers(speakers: pd.Series) -> None:
                            "numbers are not speaker-independent)")
 
 
-def _absent_message(label: str, k: int, cv_plan: Plan, labels: pd.Series, speakers: pd.Series) -> str:
+def _absent_message(label: str, k: int, cv_plan: Plan, labels: pd.Series, groups: pd.Series) -> str:
     where = f"fold {k + 1}/{cv_plan.folds} would test class {label!r} with no {label!r} clip in training"
-    if cv_plan.group_by == "speaker":
-        who = np.unique(speakers[labels == label])
+    if cv_plan.group_by != "none":
+        who = np.unique(groups[labels == label])
         names = ", ".join(map(str, who[:5])) + (", ..." if len(who) > 5 else "")
+        if cv_plan.group_by == "corpus":
+            return (f"{where}: only {names} has it, and leave-one-corpus-out tests that corpus with no other "
+                    "corpus's clips of it in training. Fix: keep the classes every corpus has (data.labels), or merge "
+                    "it into one of them (data.label_map)")
         return (f"{where}: {len(who)} speaker(s) recorded it ({names}) and all sit in that fold's test side. "
                 f"Fix: {DROP_OR_MERGE}, or set cv.group_by: none (not speaker-independent)")
     n = int((labels == label).sum())

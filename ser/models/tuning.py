@@ -111,7 +111,7 @@ def tune(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, params: Params, name:
     """Search the classifier's params on these (training) rows until the study has ``tune.n_trials``
     finished trials; return the best trial's overrides."""
     module = classifiers.get(params.classifier)
-    speakers = meta["speaker"].to_numpy() if params.cv.group_by == "speaker" else None
+    speakers = meta["speaker"].to_numpy() if params.cv.group_by != "none" else None
     fit_rows, val_rows, units = validation_split(y, speakers, meta["clip_id"].to_numpy(), meta["aug"].to_numpy(),
                                                  params.tune.validation_fraction, params.seed)
 
@@ -154,13 +154,14 @@ def _pruning(trial: optuna.Trial) -> Callable[[int, float], None]:
 
 def main() -> None:
     """Worker: add trials to all studies of the current params.yaml and embeddings (folds, then final)."""
-    from ser.artifacts import read_json
+    from ser.artifacts import read_json, read_table
     from ser.config import load_params
-    from ser.embeddings import read_embeddings
+    from ser.embeddings import read_embeddings, with_manifest
     from ser.models.layer_choice import tuned_on
 
     params = load_params()
     X, meta = read_embeddings("embeddings/features.npz")
+    meta = with_manifest(meta, read_table("data/manifest.csv"))  # its corpus column, as train reads it
     labels = sorted(meta["label"].unique())
     y = meta["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     fp = fingerprint(X, meta, params)

@@ -65,13 +65,13 @@ def fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, meta: pd.DataFrame |
     accepts them (routed as ``<step>__groups`` etc. through a Pipeline).
 
     Inner splits follow the outer protocol: with ``group_by='none'`` (folds not by speaker) no
-    speakers are passed, so they hold out whole clips."""
+    speakers are passed, so they hold out whole clips; by speaker or by corpus they hold out speakers."""
     step = final_step(model)
     accepted = inspect.signature(step.fit).parameters
     given = dict(extra)
     if meta is not None:
         given.update({name: meta[column].to_numpy() for name, column in ROW_FACTS.items()
-                      if column in meta and (name != "groups" or group_by == "speaker")})
+                      if column in meta and (name != "groups" or group_by != "none")})
     given = {k: v for k, v in given.items() if k in accepted and v is not None}
     if step is not model:
         name = model.steps[-1][0]
