@@ -83,7 +83,8 @@ class FeatureParams(_Section):
     max_failed_fraction: float = Field(0.05, ge=0, le=1, description="extract fails above this share of clips")
     default_preprocessor: bool = Field(False, description="ssl/whisper: a checkpoint without preprocessor config "
                                                           "is an error unless true")
-    normalize: Literal["none", "speaker"] = Field("none", description="speaker: each speaker's vectors standardised "
+    normalize: Literal["none", "speaker", "corpus"] = Field("none", description="speaker|corpus: each speaker's (or "
+                                                           "corpus's) vectors standardised "
                                                   "with that speaker's own clips (transductive)")
     mfcc: MfccParams = MfccParams()
 
@@ -191,8 +192,9 @@ class _Params(_Section):
                 "frame sequences: set features.pooling: none (and features.layers: all to learn the layer weights)"
                 if frames else f"one vector per clip: set features.pooling to mean or mean_std (it is none), or use "
                 f"a sequence classifier ({', '.join(n for n in classifiers.REGISTRY if classifiers.takes_frames(n))})"))
-        if self.features.normalize == "speaker" and (frames or classifiers.takes_audio(self.classifier)):
-            raise ValueError(f"features.normalize: speaker standardises one vector per clip; {self.classifier} reads "
+        norm = self.features.normalize
+        if norm != "none" and (frames or classifiers.takes_audio(self.classifier)):
+            raise ValueError(f"features.normalize: {norm} standardises one vector per clip; {self.classifier} reads "
                              "frame sequences or audio: set features.normalize: none")
         check = getattr(classifiers.get(self.classifier), "check", None)
         if check:

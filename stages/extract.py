@@ -2,7 +2,8 @@
 and embeddings/frames.npy: with features.pooling: none the frame sequences (features.npz then holds
 their offsets instead of X), else an empty array. With ``classifier: finetune`` (data/route.json: audio)
 the clips' audio instead of an encoder's features (:mod:`ser.features.audio`). With ``features.normalize:
-speaker`` each speaker's vectors are standardised with that speaker's clips (:mod:`ser.features.speaker_norm`).
+speaker`` (or ``corpus``) each speaker's (corpus's) vectors are standardised with that speaker's (corpus's) clips
+(:mod:`ser.features.speaker_norm`).
 
 Vectors live in embeddings/cache/ (outside DVC's outputs, so DVC never deletes it before a re-run):
 a re-run computes only what a changed setting or a new clip needs.
@@ -15,7 +16,7 @@ from ser.artifacts import read_table, write_json, write_npz
 from ser.config import load_params, route
 from ser.embeddings import FrameSet, write_frames
 from ser.features.extract import extract, feature_params
-from ser.features.speaker_norm import by_speaker
+from ser.features.speaker_norm import by_group, normalisation_groups
 from ser.stage import run_stage
 
 log = logging.getLogger("stages.extract")
@@ -34,9 +35,11 @@ def main() -> None:
     result = extract(manifest, extractor, CACHE, a, params.seed, f.batch_seconds, params.data.workers,
                      f.max_failed_fraction, FRAMES)
     X, meta = result.X, result.meta
-    if f.normalize == "speaker":  # transductive: train labels every number it gives
-        log.info("standardising each speaker's vectors with that speaker's own clips (features.normalize: speaker)")
-        X = by_speaker(X, meta["speaker"].to_numpy(), meta["aug"].to_numpy() == 0)
+    if f.normalize != "none":  # transductive: train labels every number it gives
+        log.info("standardising each %s's vectors with that %s's own clips (features.normalize: %s)", f.normalize,
+                 f.normalize, f.normalize)
+        X = by_group(X, normalisation_groups(meta, manifest, f.normalize, params.dataset), meta["aug"].to_numpy() == 0,
+                     f.normalize)
     if isinstance(X, FrameSet):
         data = {"offsets": X.offsets}
     else:

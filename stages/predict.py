@@ -4,6 +4,7 @@
         [--encoder PATH]  # the encoder folder of training, when it has moved
         [--denoiser PATH]  # the Demucs checkpoint of training (preprocess.denoise: demucs), when it has moved
         [--speaker NAME | --speakers speakers.csv]  # models trained with features.normalize: speaker
+        [--adapt]  # models trained with features.normalize: corpus: the files are one recording set-up
         [--tta K]  # average each window with K augmented copies
 
 Each prediction comes with its uncertainty (top probability, margin to the runner-up, normalised entropy)
@@ -20,6 +21,8 @@ import logging
 import sys
 import time
 from pathlib import Path
+
+from ser.features.speaker_norm import MIN_CLIPS
 
 log = logging.getLogger("stages.predict")
 
@@ -58,6 +61,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                        help="models trained with features.normalize: speaker: every file is this one speaker")
     group.add_argument("--speakers", metavar="CSV",
                        help="models trained with features.normalize: speaker: a CSV with path and speaker columns")
+    group.add_argument("--adapt", action="store_true",
+                       help="models trained with features.normalize: corpus: the files are one recording set-up, "
+                            f"standardised with their own statistics (transductive; at least {MIN_CLIPS['corpus']} "
+                            "files' windows)")
     ap.add_argument("--quiet", "-q", action="store_true", help="do not print the table")
     args = ap.parse_args(argv)
     if args.tta < 0:
@@ -67,16 +74,25 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def speakers_of(args: argparse.Namespace, speaker_norm: bool) -> str | dict[str, str] | None:
-    """--speaker NAME, or {path: speaker} from --speakers; an error unless the model needs them."""
+def speakers_of(args: argparse.Namespace, group_norm: str | None) -> str | dict[str, str] | None:
+    """What a normalised model standardises together: --speaker NAME or {path: speaker} from --speakers for
+    features.normalize: speaker, all the files for corpus (--adapt); an error unless the model needs it."""
     from ser.errors import ConfigError
 
     given = args.speaker or args.speakers
-    if speaker_norm and not given:
+    if group_norm == "corpus":
+        if not args.adapt:
+            raise ConfigError(f"{args.models} was trained with features.normalize: corpus (transductive): the features "
+                              "of a recording set-up are standardised with its own statistics; pass --adapt with a "
+                              f"batch of at least {MIN_CLIPS['corpus']} files from one set-up")
+        return "batch"
+    if args.adapt:
+        raise ConfigError(f"--adapt: {args.models} was not trained with features.normalize: corpus")
+    if group_norm == "speaker" and not given:
         raise ConfigError(f"{args.models} was trained with features.normalize: speaker (transductive): each "
                           "speaker's features are standardised with several clips of that speaker; pass --speaker NAME "
                           "(all files one speaker) or --speakers FILE.csv (path,speaker)")
-    if given and not speaker_norm:
+    if given and group_norm != "speaker":
         raise ConfigError(f"--speaker/--speakers: {args.models} was not trained with features.normalize: speaker")
     if not args.speakers:
         return args.speaker
@@ -108,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     labels = predictor.labels
     try:
-        speakers = speakers_of(args, predictor.speaker_norm)
+        speakers = speakers_of(args, predictor.group_norm)
     except SerError as err:
         log.error("%s", err)
         return 2

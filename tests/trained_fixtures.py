@@ -12,7 +12,7 @@ import soundfile as sf
 from ser import features
 from ser.config import Params
 from ser.features.extract import Extraction, extract, feature_params
-from ser.features.speaker_norm import by_speaker
+from ser.features.speaker_norm import by_group, normalisation_groups
 from ser.models.train import Trained, train
 
 
@@ -28,8 +28,10 @@ def train_models(root: Path, clips: pd.DataFrame, params: Params) -> tuple[Train
     extractor = features.build(params)
     embedded = extract(listed, extractor, root / "cache", params.augment, params.seed,
                        params.features.batch_seconds, workers=2, frames_path=root / "frames.npy")
-    if params.features.normalize == "speaker":  # as the extract stage does
-        embedded.X = by_speaker(embedded.X, embedded.meta["speaker"].to_numpy(), embedded.meta["aug"].to_numpy() == 0)
+    by = params.features.normalize
+    if by != "none":  # as the extract stage does
+        groups = normalisation_groups(embedded.meta, listed, by, params.dataset)
+        embedded.X = by_group(embedded.X, groups, embedded.meta["aug"].to_numpy() == 0, by)
     described = {"identity": extractor.identity(), "feature_params": feature_params(params),
                  "blocks": features.blocks(extractor)}  # as the extract stage writes features.json
     used = listed["clip_id"].isin(embedded.meta["clip_id"])

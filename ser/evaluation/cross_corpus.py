@@ -66,6 +66,7 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
     from ser.evaluation.bootstrap import speaker_bootstrap
     from ser.evaluation.metrics import HEADLINE, scores
     from ser.features.extract import FailureBudget
+    from ser.features.speaker_norm import TRANSDUCTIVE
     from ser.inference.predict import Predictor
 
     manifest, excluded, _ = build_manifest(spec.params(params))
@@ -76,13 +77,16 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
     known = manifest["label"].isin(classes)
     left_out = manifest.loc[~known, "label"].value_counts().sort_index()
     clips = manifest[known].reset_index(drop=True)
-    speakers = dict(zip(clips["path"].map(lambda p: str(Path(p).resolve())), clips["speaker"].astype(str)))
+    # a normalised model standardises each speaker's (features.normalize: speaker) or the corpus's (corpus) clips
+    # with their own statistics: transductive, said in the block
+    speakers = (spec.name if predictor.group_norm == "corpus" else
+                dict(zip(clips["path"].map(lambda p: str(Path(p).resolve())), clips["speaker"].astype(str))))
     log.info("cross_corpus %s: predicting %d clips of %d classes (%d left out: classes not scored)", spec.name,
              len(clips), len(classes), int((~known).sum()))
     budget = FailureBudget(int(params.features.max_failed_fraction * len(clips)), len(clips),
                            "the test corpus is predicted again from the start")
     results, failures = [], {}
-    stream = predictor.predict(clips["path"], speakers if predictor.speaker_norm else None)
+    stream = predictor.predict(clips["path"], speakers if predictor.group_norm else None)
     for clip_id, result in zip(clips["clip_id"], tqdm(stream, total=len(clips), desc=f"cross_corpus {spec.name}",
                                                       unit="clip", mininterval=2.0)):
         results.append(result)
@@ -102,7 +106,8 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
     block = {**{m: round(s[m], 4) for m in HEADLINE},
              "uar_ci95_low": round(ci["uar"][0], 4), "uar_ci95_high": round(ci["uar"][1], 4), "over": ci["over"],
              "protocol": f"the final model (trained on all of {params.dataset}) on every clip of {spec.name} in the "
-                         f"{len(present)} classes scored, each predicted among them",
+                         f"{len(present)} classes scored, each predicted among them"
+                         + (TRANSDUCTIVE[predictor.group_norm] if predictor.group_norm else ""),
              "clips": int(len(out)), "speakers": int(out["speaker"].nunique()), "classes": len(present),
              "scored_classes": ", ".join(present), "chance_uar": round(1 / len(present), 4),
              "rejected_unknown": round(float(out["unknown"].mean()), 4),

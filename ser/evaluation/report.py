@@ -34,7 +34,8 @@ def short_protocol(protocol: str) -> str:
     if "test-time augmentation" in protocol:
         short += ", TTA"
     if "transductive" in protocol:
-        short += ", transductive: speaker-normalised with the test speakers' clips"
+        short += (", transductive: corpus-normalised with the test corpus's clips" if "per corpus" in protocol else
+                  ", transductive: speaker-normalised with the test speakers' clips")
     return short
 
 

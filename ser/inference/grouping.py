@@ -1,5 +1,5 @@
 """Predictions made from more than one embedding: a window's test-time augmented copies
-(:class:`TestTimeAugmentation`), and a speaker's windows standardised together (:func:`classify_by_speaker`,
+(:class:`TestTimeAugmentation`), and a speaker's or a batch's windows standardised together (:func:`classify_by_group`,
 for models trained with ``features.normalize: speaker``)."""
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ class TestTimeAugmentation:
                                                       float(np.mean([n for _, n in parts])))
 
 
-def classify_by_speaker(classify: Classify, windows: list[tuple[tuple, np.ndarray]],
-                        speakers: str | dict[str, str]) -> None:
-    """Classify each speaker's windows standardised with that speaker's statistics (all their windows);
-    ``speakers`` is one name for every file or {resolved path: speaker}."""
+def classify_by_group(classify: Classify, windows: list[tuple[tuple, np.ndarray]],
+                      speakers: str | dict[str, str], by: str = "speaker") -> None:
+    """Classify each group's windows standardised with that group's statistics (all their windows): a speaker's
+    (``by='speaker'``) or one recording set-up's (``'corpus'``); ``speakers`` is one name for every file or
+    {resolved path: name}."""
     from ser.features.speaker_norm import standardise
 
     groups: dict[str, list[tuple[Loaded, int, np.ndarray]]] = {}
@@ -60,10 +61,10 @@ def classify_by_speaker(classify: Classify, windows: list[tuple[tuple, np.ndarra
     for name, group in groups.items():
         X = np.stack([v for _, _, v in group])
         try:
-            proba, novelty = classify(standardise(X, X))
-        except ValueError as err:  # too few clips of this speaker for statistics
+            proba, novelty = classify(standardise(X, X, by))
+        except ValueError as err:  # too few clips of this speaker (or batch) for statistics
             for item, k, _ in group:
-                item.proba[k] = f"speaker {name}: {err}"
+                item.proba[k] = f"{by} {name}: {err}"
             continue
         for (item, k, _), p, n in zip(group, proba, novelty):
             item.proba[k] = (p, float(n))

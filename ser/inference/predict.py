@@ -32,7 +32,7 @@ from ser.errors import ModelError
 from ser.features import preprocessor
 from ser.features.stream import reason
 from ser.inference.files import NO_SPEECH, FileResult, Loaded, Segment, Survey, collect  # noqa: F401
-from ser.inference.grouping import TestTimeAugmentation, classify_by_speaker
+from ser.inference.grouping import TestTimeAugmentation, classify_by_group
 from ser.inference.segment import cut, loud_parts, plan
 from ser.models.model_card import ModelCard
 from ser.preprocess.pipeline import NoSpeech
@@ -57,7 +57,9 @@ class Predictor:
         self.batch_seconds, self.workers, self.block_seconds = batch_seconds, max(1, workers), block_seconds
         self.sample_rate = int(extractor.sample_rate)
         self.chain = preprocessor(extractor)  # the training run's preprocess chain, or None
-        self.speaker_norm = card.feature_params.get("features", {}).get("normalize") == "speaker"
+        # features.normalize of training: speaker | corpus (a group's windows standardised together), or None
+        normalize = card.feature_params.get("features", {}).get("normalize", "none")
+        self.group_norm = None if normalize == "none" else normalize
         self.tta = TestTimeAugmentation(0, None, 0, self.sample_rate)
 
     @classmethod
@@ -82,8 +84,9 @@ class Predictor:
         options.setdefault("min_seconds", params.data.min_duration)
         options.setdefault("silence_dbfs", params.data.silence_dbfs)
         predictor = cls(extractor, model, card, load_novelty(folder, card), segment_seconds, **options)
-        if tta and predictor.speaker_norm:
-            raise ModelError(f"{folder}: test-time augmentation is not combined with a speaker-normalised model")
+        if tta and predictor.group_norm:
+            raise ModelError(f"{folder}: test-time augmentation is not combined with a {predictor.group_norm}-"
+                             "normalised model")
         predictor.tta = TestTimeAugmentation(tta, params.augment, params.seed, predictor.sample_rate)
         log.info("loaded %s: %s on %s features (dim %d), %d labels, temperature %.3f, windows up to %.2f s "
                  "(aim %.2f s)", folder, card.classifier, card.identity.get("extractor", "?"), card.dim,
@@ -168,7 +171,9 @@ class Predictor:
         length with at most ``batch_seconds`` of padded audio per ``extractor.transform`` call.
         A speaker-normalised model (``features.normalize: speaker``) needs ``speakers``: one name for all
         files, or {resolved path: speaker}; its files are classified once every window is embedded, each
-        speaker's windows standardised with that speaker's statistics.
+        speaker's windows standardised with that speaker's statistics. A corpus-normalised one (``corpus``)
+        takes the batch's recording set-up as ``speakers`` (one name: all files together, at least
+        ``speaker_norm.MIN_CLIPS['corpus']`` windows; or {path: set-up}).
         """
         from ser.features.stream import embed_stream
 
@@ -187,25 +192,26 @@ class Predictor:
                 item.error = f"not readable a second time: {decode_error(err)}"
                 item.proba = [item.error if p is None else p for p in item.proba]
 
-        if self.speaker_norm and not speakers:
-            raise ValueError("this model was trained with features.normalize: speaker: give the files' speakers")
+        if self.group_norm and not speakers:
+            raise ValueError(f"this model was trained with features.normalize: {self.group_norm}: give the files' "
+                             f"{'speakers' if self.group_norm == 'speaker' else 'recording set-up (--adapt)'}")
         waiting: list[tuple[tuple, np.ndarray]] = []  # speaker normalisation: windows held until all are embedded
         for batch in embed_stream(collect(paths), self._read, windows, self.extractor, self.batch_seconds,
                                   self.workers):
             good = [i for i, r in enumerate(batch.results) if not isinstance(r, str)]
-            if self.speaker_norm:
+            if self.group_norm:
                 waiting += [(batch.keys[i], batch.results[i]) for i in good]
             elif good:
                 proba, novelty = self._classify(as_rows([batch.results[i] for i in good]))
                 for i, p, n in zip(good, proba, novelty):
                     batch.results[i] = (p, float(n))
             for key, result in zip(batch.keys, batch.results):
-                if not (self.speaker_norm and not isinstance(result, str)):
+                if not (self.group_norm and not isinstance(result, str)):
                     self.tta.collect(key, result)
             while pending and pending[0].complete:
                 yield self._result(pending.popleft())
         if waiting:
-            classify_by_speaker(self._classify, waiting, speakers)
+            classify_by_group(self._classify, waiting, speakers, self.group_norm)
         while pending:
             yield self._result(pending.popleft())
 

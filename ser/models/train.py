@@ -105,8 +105,9 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
 
     cv = cross_validate(X, meta, labels, fit_fold, feasible.plan, params.seed)
     summary = summarize_folds(cv.folds, params, feasible.plan, feasible.notes)
-    if features["feature_params"].get("features", {}).get("normalize") == "speaker":
-        summary["protocol"] += TRANSDUCTIVE
+    normalize = features["feature_params"].get("features", {}).get("normalize", "none")
+    if normalize != "none":
+        summary["protocol"] += TRANSDUCTIVE[normalize]
     log.info("CV fold-mean accuracy %.3f, fold-mean UAR %.3f (std over folds %.3f)", summary["mean"]["accuracy"],
              summary["mean"]["uar"], summary["std"]["uar"])
 
