@@ -82,7 +82,8 @@ def test_round_trip_reproduces_cv_accuracy(trained, tmp_path):
     code, out = run([trained.test_dir, "--models", trained.models], tmp_path)
     assert code == 0
     assert list(out.columns) == ["path", "segment", "start", "end", "predicted", "closest", "confidence", "margin",
-                                 "entropy", "novelty", *[f"p_{lab}" for lab in trained.labels], "error"]
+                                 "entropy", "novelty", "speech", *[f"p_{lab}" for lab in trained.labels], "error"]
+    assert ((out["speech"] >= 0) & (out["speech"] <= 1)).all()  # Silero's highest frame speech probability
     assert len(out) == len(trained.test_clips) and (out["segment"] == "all").all() and (out["error"] == "").all()
     out["clip_id"] = out["path"].map(lambda p: Path(p).stem)
     out = out.set_index("clip_id").loc[trained.test_clips["clip_id"]]

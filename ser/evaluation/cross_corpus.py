@@ -99,6 +99,7 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
     out = clips.loc[ok, ["clip_id", "speaker", "label"]].rename(columns={"label": "actual"}).reset_index(drop=True)
     out["predicted"] = [classes[int(np.argmax(r.proba[columns]))] for r in results if r.ok]
     out["unknown"] = [r.unknown for r in results if r.ok]
+    speech = np.array([np.nan if r.speech is None else r.speech for r in results if r.ok])
     present = [lab for lab in classes if lab in set(out["actual"])]
     s = scores(out["actual"], out["predicted"], present)
     ci = speaker_bootstrap(out, present, params.seed)
@@ -111,6 +112,8 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
              "clips": int(len(out)), "speakers": int(out["speaker"].nunique()), "classes": len(present),
              "scored_classes": ", ".join(present), "chance_uar": round(1 / len(present), 4),
              "rejected_unknown": round(float(out["unknown"].mean()), 4),
+             **({"rejected_not_speech": round(float((speech < predictor.speech_threshold).mean()), 4)}
+                if predictor.speech_threshold is not None else {}),
              "most_predicted": shares.index[0], "most_predicted_share": round(float(shares.iloc[0]), 4),
              "left_out_clips": int((~known).sum()), "left_out_classes": ", ".join(left_out.index) or "none",
              "excluded_clips": int(len(excluded)), "failed_clips": int((~ok).sum())}

@@ -25,6 +25,7 @@ class Segment:
     proba: np.ndarray
     novelty: float = 0.0
     unknown: bool = False
+    speech: float | None = None  # the highest Silero speech probability of its frames (trust.speech)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class FileResult:
     proba: np.ndarray | None = None
     novelty: float | None = None
     unknown: bool = False
+    speech: float | None = None  # the highest of its segments'
 
     @property
     def ok(self) -> bool:
@@ -75,6 +77,7 @@ class Loaded:
     clean: bool = False  # wave is already preprocessed (a file predicted whole)
     spans: list[tuple[int, int]] = field(default_factory=list)
     proba: list[tuple[np.ndarray, float] | str | None] = field(default_factory=list)  # (proba, novelty)
+    speech: dict[int, float] = field(default_factory=dict)  # window -> its speech presence (trust.speech)
     parts: dict[int, list] = field(default_factory=dict)  # test-time augmentation: a window's results so far
 
     @property

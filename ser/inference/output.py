@@ -13,34 +13,38 @@ from ser.inference.files import FileResult
 from ser.trust.uncertainty import entropy, margin
 
 UNKNOWN = "unknown"  # the label of input the novelty score rejects (its probabilities are still given)
-VERDICT = ("predicted", "closest", "confidence", "margin", "entropy", "novelty")
+VERDICT = ("predicted", "closest", "confidence", "margin", "entropy", "novelty", "speech")
 
 
-def verdict(proba: np.ndarray | None, novelty: float | None, unknown: bool, labels: list[str]) -> dict:
+def verdict(proba: np.ndarray | None, novelty: float | None, unknown: bool, labels: list[str],
+            speech: float | None = None) -> dict:
     """predicted (``unknown`` when rejected), the closest class, and the uncertainty of one prediction: top
-    probability, margin to the runner-up, normalised entropy (0 certain .. 1 uniform), novelty score."""
+    probability, margin to the runner-up, normalised entropy (0 certain .. 1 uniform), novelty score and speech
+    presence (the highest Silero speech probability; empty when the model has no speech gate)."""
     if proba is None:
         return dict.fromkeys(VERDICT, "")
     closest = labels[int(np.argmax(proba))]
     return {"predicted": UNKNOWN if unknown else closest, "closest": closest,
             "confidence": round(float(proba.max()), 4), "margin": round(float(margin(proba)), 4),
-            "entropy": round(float(entropy(proba)), 4), "novelty": round(float(novelty), 4)}
+            "entropy": round(float(entropy(proba)), 4), "novelty": round(float(novelty), 4),
+            "speech": "" if speech is None else round(float(speech), 4)}
 
 
 def rows(result: FileResult, labels: list[str]) -> list[dict]:
     """Flat rows: the utterance (segment 'all'), then each segment when the file was cut."""
     def row(segment: str, start: float, end: float, proba: np.ndarray | None, novelty: float | None,
-            unknown: bool) -> dict:
+            unknown: bool, speech: float | None) -> dict:
         out = {"path": result.path, "segment": segment, "start": start, "end": end,
-               **verdict(proba, novelty, unknown, labels)}
+               **verdict(proba, novelty, unknown, labels, speech)}
         out.update({f"p_{lab}": (round(float(proba[i]), 4) if proba is not None else "")
                     for i, lab in enumerate(labels)})
         out["error"] = result.error
         return out
 
-    out = [row("all", 0.0, result.duration, result.proba, result.novelty, result.unknown)]
+    out = [row("all", 0.0, result.duration, result.proba, result.novelty, result.unknown, result.speech)]
     if result.segmented:
-        out += [row(str(i + 1), s.start, s.end, s.proba, s.novelty, s.unknown) for i, s in enumerate(result.segments)]
+        out += [row(str(i + 1), s.start, s.end, s.proba, s.novelty, s.unknown, s.speech)
+                for i, s in enumerate(result.segments)]
     return out
 
 
@@ -52,8 +56,9 @@ def as_json(result: FileResult, labels: list[str]) -> dict:
     out: dict[str, Any] = {"path": result.path, "duration": result.duration}
     if result.error:
         return {**out, "error": result.error}
-    out.update(**verdict(result.proba, result.novelty, result.unknown, labels), probabilities=probs(result.proba))
-    out["segments"] = [{"start": s.start, "end": s.end, **verdict(s.proba, s.novelty, s.unknown, labels),
+    out.update(**verdict(result.proba, result.novelty, result.unknown, labels, result.speech),
+               probabilities=probs(result.proba))
+    out["segments"] = [{"start": s.start, "end": s.end, **verdict(s.proba, s.novelty, s.unknown, labels, s.speech),
                         "probabilities": probs(s.proba)} for s in result.segments]
     return out
 

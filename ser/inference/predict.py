@@ -37,6 +37,7 @@ from ser.inference.segment import cut, loud_parts, plan
 from ser.models.model_card import ModelCard
 from ser.preprocess.pipeline import NoSpeech
 from ser.trust.novelty import Novelty, vectors
+from ser.trust.speech import speech_presence
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Predictor:
         self.extractor, self.model, self.card, self.labels = extractor, model, card, list(card.labels)
         self.temperature = card.calibration.temperature
         self.novelty, self.threshold = novelty, card.novelty.threshold
+        self.speech_threshold = card.novelty.speech_threshold  # a window with less speech is unknown (None: off)
         self.window_seconds = float(window_seconds or card.windows.max_clip_seconds)
         self.target_seconds = min(card.windows.median_clip_seconds, self.window_seconds)
         self.min_seconds, self.silence_dbfs, self.top_db = min_seconds, silence_dbfs, top_db
@@ -187,6 +189,8 @@ class Predictor:
             try:
                 for k, span, wave in self._windows(item):
                     item.spans[k] = span
+                    if self.speech_threshold is not None:
+                        item.speech[k] = speech_presence(wave, self.sample_rate)
                     yield from self.tta.waves((item, k), wave)
             except Exception as err:  # noqa: BLE001 - the second read failed: the file changed or vanished
                 item.error = f"not readable a second time: {decode_error(err)}"
@@ -220,14 +224,19 @@ class Predictor:
         result = FileResult(item.path, round(item.duration, 3), item.error,
                             segmented=item.duration > self.window_seconds)
         failed = [p for p in item.proba if isinstance(p, str)]
-        speech = [(span, p) for span, p in zip(item.spans, item.proba) if p is not NO_SPEECH]
-        if result.error or failed or not speech:
+        kept = [(k, span, p) for k, (span, p) in enumerate(zip(item.spans, item.proba)) if p is not NO_SPEECH]
+        if result.error or failed or not kept:
             result.error = result.error or (failed[0] if failed else "no speech found by Silero VAD in any window")
             return result
-        result.segments = [Segment(round(s / sr, 3), round(e / sr, 3), p, n, n > self.threshold)
-                           for (s, e), (p, n) in speech]
-        weights = np.array([e - s for (s, e), _ in speech], dtype=float)
-        result.proba = np.average(np.stack([p for _, (p, _) in speech]), axis=0, weights=weights)
-        result.novelty = float(np.average([n for _, (_, n) in speech], weights=weights))
-        result.unknown = result.novelty > self.threshold
+        result.segments = [Segment(round(s / sr, 3), round(e / sr, 3), p, n, self._rejects(n, item.speech.get(k)),
+                                   item.speech.get(k)) for k, (s, e), (p, n) in kept]
+        weights = np.array([e - s for _, (s, e), _ in kept], dtype=float)
+        result.proba = np.average(np.stack([p for _, _, (p, _) in kept]), axis=0, weights=weights)
+        result.novelty = float(np.average([n for _, _, (_, n) in kept], weights=weights))
+        result.speech = max(item.speech.values()) if item.speech else None
+        result.unknown = self._rejects(result.novelty, result.speech)
         return result
+
+    def _rejects(self, novelty: float, speech: float | None) -> bool:
+        """Unknown: unlike the training clips (novelty above the threshold) or not speech (trust.speech)."""
+        return novelty > self.threshold or (speech is not None and speech < self.speech_threshold)

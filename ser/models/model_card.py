@@ -69,6 +69,7 @@ class NoveltyCard(_Part):
     false_rejection_cross_fitted: float | None  # None: one fold evaluated, not measurable
     knn_k: int
     fitted_on: int
+    speech_threshold: float | None = None  # trust.speech: a window whose Silero speech presence is below it is unknown
 
 
 class LayerChoiceCard(_Part):

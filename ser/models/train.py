@@ -147,7 +147,8 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
         windows=model_card.Windows(max_clip_seconds=training_window(durations),
                                    median_clip_seconds=training_window(durations, 0.5)),
         calibration=model_card.Calibration(**calibration),
-        novelty=model_card.NoveltyCard(**{k: trust.summary[k] for k in model_card.NoveltyCard.model_fields}),
+        novelty=model_card.NoveltyCard(**{k: trust.summary[k] for k in model_card.NoveltyCard.model_fields
+                                          if k in trust.summary}),
         trained_on=model_card.TrainingContext(dataset=params.dataset, rows=len(X),
                                               clips=int((meta["aug"] == 0).sum()), protocol=summary["protocol"]),
         layer_choice=chosen)

@@ -70,6 +70,7 @@ def fit_novelty(X, meta: pd.DataFrame, y: np.ndarray, oof_proba: np.ndarray, cv:
     final = Novelty.fit(method, V, y[originals], k)
     summary = {
         "method": method, "threshold": threshold, "false_rejection_target": trust.false_rejection,
+        "speech_threshold": trust.speech_threshold if trust.speech == "silero" else None,
         "false_rejection_cross_fitted": measured, "false_rejection_per_fold": per_fold, "knn_k": k,
         "fitted_on": int(len(originals)),
         "protocol": ("out-of-fold scores (each fold's score fit on its training clips); false rejection of each "

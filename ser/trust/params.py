@@ -15,5 +15,8 @@ class TrustParams(_Section):
     out-of-fold clips (unseen speakers of the training corpus)."""
 
     novelty: Literal["mahalanobis", "knn", "msp"] = "mahalanobis"
+    speech: Literal["silero", "none"] = Field("silero", description="silero: a window without speech (Silero VAD) is "
+                                             "unknown, whatever its novelty")
+    speech_threshold: float = Field(0.5, gt=0, lt=1, description="the highest frame speech probability a window needs")
     false_rejection: float = Field(0.05, gt=0, lt=0.5, description="share of unseen in-corpus clips rejected")
     knn_k: int = Field(10, ge=1, description="knn: distance to the k-th nearest training clip")
