@@ -124,10 +124,10 @@ def test_the_saved_model_needs_neither_pickle_nor_the_original_encoder(whisper, 
 def test_finetune_needs_an_encoder_and_says_so():
     with pytest.raises(ValueError, match="features.extractor to ssl or whisper"):
         Params(classifier="finetune", features={"extractor": "mfcc"})
-    with pytest.raises(ValueError, match="set trust.novelty: msp"):
-        Params(classifier="finetune", features={"extractor": "whisper"})
-    assert Params(classifier="finetune", features={"extractor": "whisper", "pooling": "mean"},
-                  trust={"novelty": "msp"}).finetune.alpha_asr == 0.1
+    with pytest.raises(ValueError, match="set trust.novelty: auto or msp"):
+        Params(classifier="finetune", features={"extractor": "whisper"}, trust={"novelty": "mahalanobis"})
+    # the default (auto) fits audio input: msp, said in the card (novelty.method)
+    assert Params(classifier="finetune", features={"extractor": "whisper"}).finetune.alpha_asr == 0.1
 
 
 def test_route_changes_only_between_embeddings_and_audio():

@@ -255,7 +255,7 @@ def test_finetune_trains_on_audio_and_its_params_never_rerun_frozen_stages(repo,
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "finetune.alpha_asr=0.3")
     assert stages_run(log) == {"route", *LISTING}, log
     encoder = tiny_whisper(tmp_path / "whisper")
-    log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=finetune", "-S", "trust.novelty=msp",
+    log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=finetune",  # trust.novelty auto: msp for audio
               "-S", "features.extractor=whisper",
               "-S", f"features.model={encoder}", "-S", "finetune.max_epochs=1", "-S", "cv.max_folds=1",
               "-S", f"finetune.checkpoint_dir={tmp_path / 'checkpoints'}", timeout=1100)

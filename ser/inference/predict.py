@@ -51,7 +51,8 @@ class Predictor:
                  batch_seconds: float = 60.0, workers: int = 2, block_seconds: float = 30.0):
         self.extractor, self.model, self.card, self.labels = extractor, model, card, list(card.labels)
         self.temperature = card.calibration.temperature
-        self.novelty, self.threshold = novelty, card.novelty.threshold
+        # above the threshold is unknown only where it applies (set on held-out corpora, or trust.novelty_gate)
+        self.novelty, self.threshold = novelty, card.novelty.threshold if card.novelty.applies else float("inf")
         self.speech_threshold = card.novelty.speech_threshold  # a window with less speech is unknown (None: off)
         self.window_seconds = float(window_seconds or card.windows.max_clip_seconds)
         self.target_seconds = min(card.windows.median_clip_seconds, self.window_seconds)

@@ -70,6 +70,8 @@ class NoveltyCard(_Part):
     knn_k: int
     fitted_on: int
     speech_threshold: float | None = None  # trust.speech: a window whose Silero speech presence is below it is unknown
+    applies: bool = True  # whether predict rejects above ``threshold`` (trust.novelty_gate; set on held-out corpora)
+    threshold_from: str = "held-out speakers"
 
 
 class LayerChoiceCard(_Part):

@@ -134,7 +134,7 @@ def train(X: np.ndarray, meta: pd.DataFrame, params: Params, features: dict, mod
         summary["layers"] = chosen.model_dump()
     calibration = calibrate_oof(cv.oof, labels)
     trust = fit_novelty(read, meta, y, calibrated_oof(cv.oof, labels, calibration), feasible.plan, params.seed,
-                        params.trust)
+                        params.trust, classifiers.takes_audio(params.classifier))
     cv.oof["novelty"] = trust.oof_scores
     summary["novelty"] = trust.summary
     summary["calibration"] = {k: calibration[k] for k in ("method", "reason", "temperature", "ece_before", "ece_after",

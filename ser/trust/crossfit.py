@@ -17,7 +17,7 @@ import pandas as pd
 
 from ser.models.cv import Plan, outer_folds
 from ser.trust.novelty import Novelty, vectors
-from ser.trust.params import TrustParams
+from ser.trust.params import TrustParams, novelty_method
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,11 @@ class Fitted:
 
 
 def fit_novelty(X, meta: pd.DataFrame, y: np.ndarray, oof_proba: np.ndarray, cv: Plan, seed: int,
-                trust: TrustParams) -> Fitted:
+                trust: TrustParams, reads_audio: bool = False) -> Fitted:
     """Cross-fitted out-of-fold scores, the threshold, its cross-fitted false-rejection rate and the
     final score. ``oof_proba`` are the calibrated out-of-fold probabilities in models/oof.csv order
     (the concatenated test rows of the tested folds, as :func:`ser.models.cv.cross_validate` writes them)."""
-    method, k = trust.novelty, trust.knn_k
+    method, k = novelty_method(trust, reads_audio), trust.knn_k
     original = meta["aug"].to_numpy() == 0
     originals = np.flatnonzero(original)
     # vectors of the original clips only (augmented copies are never fit or scored); row -> its vector
@@ -68,8 +68,15 @@ def fit_novelty(X, meta: pd.DataFrame, y: np.ndarray, oof_proba: np.ndarray, cv:
     measured = (float(sum(per_fold[f] * (fold_of == int(f)).sum() for f in per_fold) / len(oof_scores))
                 if len(per_fold) > 1 else None)
     final = Novelty.fit(method, V, y[originals], k)
+    held_out = "corpora" if cv.group_by == "corpus" else "speakers" if cv.group_by == "speaker" else "clips"
+    applies = trust.novelty_gate == "speakers" or (trust.novelty_gate == "corpora" and held_out == "corpora")
     summary = {
         "method": method, "threshold": threshold, "false_rejection_target": trust.false_rejection,
+        "threshold_from": f"held-out {held_out}", "applies": applies,
+        "gate": (f"input above the threshold is unknown (trust.novelty_gate: {trust.novelty_gate})" if applies else
+                 f"the score is reported, never rejects: its threshold was set on held-out {held_out} of one recording "
+                 "set-up and would reject other set-ups' speech (trust.novelty_gate: corpora needs cv.group_by: "
+                 "corpus; speakers applies it anyway)"),
         "speech_threshold": trust.speech_threshold if trust.speech == "silero" else None,
         "false_rejection_cross_fitted": measured, "false_rejection_per_fold": per_fold, "knn_k": k,
         "fitted_on": int(len(originals)),

@@ -69,9 +69,9 @@ def check(params: AllParams) -> None:
     if params.features.extractor not in BACKBONES:
         raise ValueError(f"classifier finetune trains an encoder: set features.extractor to {' or '.join(BACKBONES)} "
                          f"(it is {params.features.extractor}) and features.model to its checkpoint")
-    if params.trust.novelty != "msp":
+    if params.trust.novelty not in ("auto", "msp"):
         raise ValueError(f"trust.novelty: {params.trust.novelty} scores feature vectors, and classifier finetune reads "
-                         "audio: set trust.novelty: msp (one minus the top class probability)")
+                         "audio: set trust.novelty: auto or msp (one minus the top class probability)")
 
 
 def build(params: AllParams, seed: int = 0) -> FineTuner:
