@@ -37,8 +37,9 @@ LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "xgboost
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--table", choices=["ravdess", "corpora"], default="ravdess",
-                        help="ravdess: the RAVDESS rows; corpora: every recipe on every corpus")
+    parser.add_argument("--table", choices=["ravdess", "corpora", "crosscorpus"], default="ravdess",
+                        help="ravdess: the RAVDESS rows; corpora: every recipe on every corpus; crosscorpus: models "
+                             "tested on corpora they never heard")
     parser.add_argument("--data", type=Path, help="the corpus folder (ravdess), or the folder holding the corpora")
     parser.add_argument("--whisper", type=Path, help="Whisper-base folder (../shared/tools/whisper_base_offline.py)")
     parser.add_argument("--only", nargs="+", metavar="ID", help="run these rows only")
@@ -48,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", action="store_true", help="render README.md's tables from the committed files")
     args = parser.parse_args(argv)
     if args.readme:
-        spec, spec_grid = load_rows(ROWS_FILE), grid.load_grid()
+        spec = load_rows(ROWS_FILE)
         text = replace_table(README.read_text(), spec["corpus"], readme_table(spec))
-        README.write_text(replace_table(text, "corpora", grid.grid_tables(spec_grid)))
-        print("README.md: the ravdess and corpora tables rendered from the committed files")
+        text = replace_table(text, "corpora", grid.grid_tables(grid.load_grid()))
+        README.write_text(replace_table(text, "crosscorpus", grid.matrix_tables(grid.load_grid(grid.CROSS_FILE))))
+        print("README.md: the ravdess, corpora and crosscorpus tables rendered from the committed files")
         return 0
     runs = _runs(parser, args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +68,8 @@ def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[dic
         parser.error(f"--data: {args.data} is not a folder: give the corpus folder (or, --table corpora, the "
                      "folder that holds the corpora)")
     data, whisper = args.data.resolve(), args.whisper.resolve() if args.whisper else ""
-    spec = load_rows(ROWS_FILE) if args.table == "ravdess" else grid.load_grid()
+    spec = load_rows(ROWS_FILE) if args.table == "ravdess" else \
+        grid.load_grid(grid.CROSS_FILE if args.table == "crosscorpus" else grid.GRID_FILE)
     rows = [r for r in spec["rows"] if not args.only or r["id"] in args.only]
     if args.only and len(rows) != len(args.only):
         parser.error(f"--only: unknown row id(s) {sorted(set(args.only) - {r['id'] for r in rows})}")
@@ -91,8 +94,12 @@ def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[dic
             print(f"{c['id']}: {data / c['folder']} not found, skipped", flush=True)
             continue
         corpora.append(c)
-    return [{"name": f"{c['id']}-{r['id']}", "record": grid.record_file(spec, c["id"], r["id"]),
-             "sets": grid.overrides(spec, c, r, data, whisper)} for c in corpora for r in rows]
+    runs = [{"name": f"{c['id']}-{r['id']}", "record": grid.record_file(spec, c["id"], r["id"]),
+             "sets": grid.overrides(spec, c, r, data, whisper, corpora)}
+            for c in corpora for r in rows if not r.get("pooled")]
+    return runs + [{"name": f"{grid.POOLED}-{r['id']}", "record": grid.record_file(spec, grid.POOLED, r["id"]),
+                    "sets": grid.overrides(spec, corpora[0], r, data, whisper, corpora)}
+                   for r in rows if r.get("pooled") and len(corpora) >= 2]
 
 
 def _run(work: Path, runs: list[dict], args: argparse.Namespace) -> int:

@@ -13,12 +13,16 @@ from .table import HERE, load_rows
 GRID_FILE = HERE / "corpora.yaml"
 
 
+CROSS_FILE = HERE / "crosscorpus.yaml"
+POOLED = "pooled"  # the record folder of the runs on all corpora pooled (rows with pooled: true)
+
+
 def load_grid(path: Path = GRID_FILE) -> dict:
-    return load_rows(path)
+    return {**load_rows(path), "table": path.stem}
 
 
 def record_file(spec: dict, corpus: str, row_id: str) -> Path:
-    return HERE / "corpora" / corpus / f"{row_id}.json"
+    return HERE / spec.get("table", "corpora") / corpus / f"{row_id}.json"
 
 
 def record(spec: dict, corpus: str, row_id: str) -> dict | None:
@@ -26,9 +30,23 @@ def record(spec: dict, corpus: str, row_id: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def overrides(spec: dict, corpus: dict, row: dict, data: Path, whisper: Path | str) -> list[str]:
-    """The ``-S`` values of one run: R for the corpus, W for the Whisper-base recipes, then the recipe's."""
-    values = {"dataset": corpus["dataset"], "data": Path(data) / corpus["folder"], "whisper": whisper}
+def entries(corpora: list[dict], data: Path, labels: list[str] | None = None) -> str:
+    """Corpora as a params.yaml list for ``-S`` (``cross_corpus`` with ``labels``, or ``multi.corpora``)."""
+    scored = f", labels: [{', '.join(labels)}]" if labels else ""
+    return "[" + ", ".join(f"{{name: {c['id']}, dataset: {c['dataset']}, dir: {Path(data) / c['folder']}{scored}}}"
+                           for c in corpora) + "]"
+
+
+def overrides(spec: dict, corpus: dict, row: dict, data: Path, whisper: Path | str,
+              present: list[dict] | None = None) -> list[str]:
+    """The ``-S`` values of one run: R for the corpus, W for the Whisper-base recipes, then the recipe's.
+    ``{others}`` is every other corpus present as cross_corpus test corpora, ``{pool}`` all of them pooled."""
+    present = present if present is not None else spec["corpora"]
+    labels = spec.get("labels")
+    values = {"dataset": corpus["dataset"], "data": Path(data) / corpus["folder"], "whisper": whisper,
+              "labels": f"[{','.join(labels)}]" if labels else "",
+              "others": entries([c for c in present if c["id"] != corpus["id"]], data, labels),
+              "pool": entries(present, data)}
     return [s.format(**values) for s in [*spec["R"], *(spec["W"] if row.get("whisper") else []), *row["set"]]]
 
 
@@ -88,3 +106,40 @@ def _time(rec: dict | None) -> str:
         return "-"
     extracted = rec.get("extracted", 0)
     return f"{rec['wall_seconds']:.0f}" + (f" (extracted {extracted} vectors)" if extracted else "")
+
+
+def matrix_tables(spec: dict) -> str:
+    """Markdown: per row kind, UAR of a model trained on the row corpus (or, pooled, on all the others) tested on
+    the column corpus, the mean over the cells, and the share of the most predicted class (balanced test corpora
+    would give 25% each: a share near 100% is one class for everything)."""
+    names = {c["id"]: c["name"] for c in spec["corpora"]}
+    lines = []
+    for row in spec["rows"]:
+        cells, shares = {}, {}
+        if row.get("pooled"):
+            rec = record(spec, POOLED, row["id"])
+            if rec:
+                for test, m in rec["metrics"].get("per_corpus", {}).items():
+                    cells[("pooled", test)] = m["uar"]
+        else:
+            for c in spec["corpora"]:
+                rec = record(spec, c["id"], row["id"])
+                for test, block in (rec["metrics"].get("cross_corpus", {}) if rec else {}).items():
+                    cells[(c["id"], test)] = block["uar"]
+                    shares[(c["id"], test)] = block.get("most_predicted_share")
+        if not cells:
+            continue
+        tests = [c["id"] for c in spec["corpora"] if any(t == c["id"] for _, t in cells)]
+        trains = list(dict.fromkeys(t for t, _ in cells))
+        lines += [f"**{row['recipe']}** (`{' '.join('-S ' + s for s in row['set'])}`)", "",
+                  "| trained on | " + " | ".join(f"tested on {names[t]}" for t in tests) + " | mean |",
+                  "|---|" + "---|" * (len(tests) + 1)]
+        for train in trains:
+            label = "the other three (each column: the corpus held out)" if train == "pooled" else names[train]
+            row_cells = [cells.get((train, t)) for t in tests]
+            shown = [("-" if v is None else f"{v:.3f}" + (f" ({shares[(train, t)]:.0%})" if shares.get((train, t))
+                                                          else "")) for v, t in zip(row_cells, tests)]
+            values = [v for v in row_cells if v is not None]
+            lines.append(f"| {label} | " + " | ".join(shown) + f" | {sum(values) / len(values):.3f} |")
+        lines.append("")
+    return "\n".join(lines).strip()
