@@ -1,6 +1,17 @@
-"""Open-set rejection: does a RAVDESS-trained model reject non-speech and keep unseen speakers?
+"""Open-set rejection: does a model reject non-speech and keep the speech of speakers and studios it never heard?
 
-    python benchmarks/bench_trust.py --data ../shared/data/ravdess-speech-16k [--whisper /tmp/whisper-base]
+    python benchmarks/bench_trust.py corpora --data ../shared/data --whisper /tmp/whisper-base
+    python benchmarks/bench_trust.py actors --data ../shared/data/ravdess-speech-16k [--whisper /tmp/whisper-base]
+
+``corpora`` (the defaults of params.yaml: Whisper-base, every layer, the layer choice, the SVM, trust.speech and
+trust.novelty_gate as they are): for every corpus of ``--data`` found (RAVDESS, EMOVO, nEMO, URDU), a model trained
+on it alone, and one trained on the other corpora pooled (``dataset: multi``, leave-one-corpus-out, so its novelty
+threshold is set on held-out corpora), predict (``Predictor.predict``, predict's code path) the generated non-speech
+files and ``--per-corpus`` clips of every corpus the model never heard. Per model: the share of non-speech rejected
+(``unknown``), the AUROC of the speech-presence score and of the novelty score (non-speech against the other
+corpora's speech), and the share of each other corpus's speech rejected.
+
+``actors`` (below):
 
 For MFCC statistics and (with ``--whisper``) Whisper-base layer 3, each with the SVM: four RAVDESS actors
 (two male, two female, seeded) are held out; the model is trained on the other 20 by the train stage's
@@ -148,14 +159,87 @@ def evaluate(name: str, params: Params, work: Path, files: dict[str, str]) -> No
         print(f"{'':<12} AUROC per kind: {kinds_auroc}", flush=True)
 
 
+SHARED = {"ravdess": "ravdess-speech-16k", "emovo": "emovo-16k", "nemo": "nemo-16k", "urdu": "urdu-16k"}
+
+
+def corpus_params(name: str, data: Path, whisper: Path, pool: list[str] | None = None) -> Params:
+    """params.yaml's defaults on Whisper-base, no augmentation, for corpus ``name`` or the corpora ``pool`` pooled
+    (leave-one-corpus-out)."""
+    base = load_params(ROOT / "params.yaml").model_dump()
+    base["augment"] = {**base["augment"], "n_augmentations": 0}
+    base["features"] = {**base["features"], "extractor": "whisper", "model": str(whisper)}
+    if pool:
+        base.update(dataset="multi", multi={"corpora": [{"name": c, "dataset": c, "dir": str(data / SHARED[c])}
+                                                        for c in pool]})
+        base["cv"] = {**base["cv"], "group_by": "corpus"}
+    else:
+        base.update(dataset=name)
+        base["data"] = {**base["data"], "dir": str(data / SHARED[name])}
+    return Params.model_validate(base)
+
+
+def rejection(name: str, params: Params, work: Path, cache: Path, files: dict[str, str],
+              others: dict[str, list[str]]) -> None:
+    """Train on ``params``' corpus, predict the non-speech ``files`` and the other corpora's clips; print a row."""
+    manifest, _, _ = prepare(params)
+    fit, _ = train_models(work, manifest, params, cache)
+    predictor = Predictor.load(work / "models", workers=params.data.workers)
+    speech = {p: corpus for corpus, paths in others.items() for p in paths}
+    results = {r.path: r for r in predictor.predict([*files, *speech])}
+    failed = [p for p, r in results.items() if r.error]
+    if failed:
+        print(f"  {len(failed)} files failed, e.g. {failed[0]}: {results[failed[0]].error}", flush=True)
+    ok = {p: r for p, r in results.items() if not r.error}
+    novelty = fit.summary["novelty"]
+    inside = [p for p in speech if p in ok]
+    outside = [p for p in files if p in ok]
+    present = np.array([ok[p].speech for p in outside]), np.array([ok[p].speech for p in inside])
+    scores = np.array([ok[p].novelty for p in outside]), np.array([ok[p].novelty for p in inside])
+    rejected = {corpus: np.mean([ok[p].unknown for p in paths if p in ok]) for corpus, paths in others.items()}
+    print(f"| {name} | {novelty['threshold_from']}: {'rejects' if novelty['applies'] else 'reported only'} | "
+          f"{np.mean([ok[p].unknown for p in outside]):.0%} | {auroc(-present[0], -present[1]):.3f} | "
+          f"{auroc(*scores):.3f} | " + " | ".join(f"{c}: {r:.1%}" for c, r in rejected.items()) + " |", flush=True)
+
+
+def corpora(args: argparse.Namespace) -> None:
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-trust-"))
+    files = write_non_speech(work / "non-speech", args.per_kind)
+    found = [c for c in SHARED if (args.data / SHARED[c]).is_dir()]
+    rng = np.random.default_rng(0)
+    sample = {}
+    for c in found:
+        paths = prepare(corpus_params(c, args.data, args.whisper))[0]["path"].to_numpy()
+        sample[c] = sorted(rng.choice(paths, min(args.per_corpus, len(paths)), replace=False))
+    print(f"{len(files)} non-speech files ({', '.join(KINDS)}); {args.per_corpus} clips of each other corpus\n"
+          "| trained on | novelty threshold | non-speech rejected | AUROC, speech presence | AUROC, novelty | "
+          "other corpora's speech rejected |\n|---|---|---|---|---|---|", flush=True)
+    cache = work / "cache"
+    for c in found:
+        rejection(c, corpus_params(c, args.data, args.whisper), work / c, cache, files,
+                  {o: sample[o] for o in found if o != c})
+    for c in found:
+        rest = [o for o in found if o != c]
+        if len(rest) >= 2:
+            rejection(f"{' + '.join(rest)} (pooled)", corpus_params(c, args.data, args.whisper, rest),
+                      work / f"pool-{c}", cache, files, {c: sample[c]})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="RAVDESS folder")
+    parser.add_argument("mode", choices=["corpora", "actors"])
+    parser.add_argument("--data", type=Path, required=True,
+                        help="corpora: the folder holding the corpora; actors: the RAVDESS folder")
     parser.add_argument("--whisper", type=Path, help="Whisper-base folder (../shared/tools/whisper_base_offline.py)")
     parser.add_argument("--per-kind", type=int, default=20, help="generated files per kind of non-speech")
+    parser.add_argument("--per-corpus", type=int, default=200, help="corpora: clips of each other corpus predicted")
     parser.add_argument("--workdir", type=Path, help="feature caches and models (default: a temp folder)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.mode == "corpora":
+        if args.whisper is None:
+            parser.error("corpora: give --whisper (Whisper-base folder)")
+        corpora(args)
+        return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-trust-"))
     files = write_non_speech(work / "non-speech", args.per_kind)
     evaluate("MFCC stats", params_for(args.data, "mfcc", None), work / "mfcc", files)

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from ser import features
 from ser.config import Params
+from ser.embeddings import with_manifest
 from ser.features.extract import Extraction, extract, feature_params
 from ser.features.speaker_norm import by_group, normalisation_groups
 from ser.models.train import Trained, train
@@ -22,12 +23,14 @@ def manifest(clips: pd.DataFrame) -> pd.DataFrame:
                         duration=[sf.info(p).duration for p in clips["path"]])
 
 
-def train_models(root: Path, clips: pd.DataFrame, params: Params) -> tuple[Trained, Extraction]:
-    """Embed ``clips`` (cache in ``root``/cache) and train ``root``/models on them."""
-    listed = manifest(clips)
+def train_models(root: Path, clips: pd.DataFrame, params: Params, cache: Path | None = None
+                 ) -> tuple[Trained, Extraction]:
+    """Embed ``clips`` (cache in ``cache``, default ``root``/cache) and train ``root``/models on them."""
+    listed = clips if {"sha1", "duration"} <= set(clips.columns) else manifest(clips)
     extractor = features.build(params)
-    embedded = extract(listed, extractor, root / "cache", params.augment, params.seed,
+    embedded = extract(listed, extractor, cache or root / "cache", params.augment, params.seed,
                        params.features.batch_seconds, workers=2, frames_path=root / "frames.npy")
+    embedded.meta = with_manifest(embedded.meta, listed)  # text, corpus: as the train stage reads them
     by = params.features.normalize
     if by != "none":  # as the extract stage does
         groups = normalisation_groups(embedded.meta, listed, by, params.dataset)

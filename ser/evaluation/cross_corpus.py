@@ -60,12 +60,9 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
     """(metrics block, per-clip predictions) of the final model on ``spec``'s corpus; a clip it could not
     predict has an ``error`` (and counts against ``features.max_failed_fraction``). ``training`` is the
     training manifest: its audio must not recur."""
-    from tqdm import tqdm
-
     from ser.corpora.manifest import build_manifest
     from ser.evaluation.bootstrap import speaker_bootstrap
     from ser.evaluation.metrics import HEADLINE, scores
-    from ser.features.extract import FailureBudget
     from ser.features.speaker_norm import TRANSDUCTIVE
     from ser.inference.predict import Predictor
 
@@ -83,17 +80,8 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
                 dict(zip(clips["path"].map(lambda p: str(Path(p).resolve())), clips["speaker"].astype(str))))
     log.info("cross_corpus %s: predicting %d clips of %d classes (%d left out: classes not scored)", spec.name,
              len(clips), len(classes), int((~known).sum()))
-    budget = FailureBudget(int(params.features.max_failed_fraction * len(clips)), len(clips),
-                           "the test corpus is predicted again from the start")
-    results, failures = [], {}
-    stream = predictor.predict(clips["path"], speakers if predictor.group_norm else None)
-    for clip_id, result in zip(clips["clip_id"], tqdm(stream, total=len(clips), desc=f"cross_corpus {spec.name}",
-                                                      unit="clip", mininterval=2.0)):
-        results.append(result)
-        if not result.ok:
-            failures[(clip_id, 0)] = result.error
-            log.warning("cross_corpus %s: %s left out: %s", spec.name, result.path, result.error)
-            budget.check(failures)
+    results = predict_all(predictor, clips, speakers if predictor.group_norm else None, spec.name,
+                          params.features.max_failed_fraction)
     ok = np.array([r.ok for r in results])
     columns = [predictor.labels.index(lab) for lab in classes]
     out = clips.loc[ok, ["clip_id", "speaker", "label"]].rename(columns={"label": "actual"}).reset_index(drop=True)
@@ -124,6 +112,27 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
     failed = clips.loc[~ok, ["clip_id", "speaker", "label"]].rename(columns={"label": "actual"}).assign(
         error=[r.error for r in results if not r.ok])
     return block, pd.concat([out.assign(error=""), failed], ignore_index=True).assign(corpus=spec.name)
+
+
+def predict_all(predictor, clips: pd.DataFrame, speakers, name: str, max_failed_fraction: float) -> list:
+    """Every clip's FileResult, with progress; a clip that fails is logged, and more failures than
+    ``features.max_failed_fraction`` allows stop the test (a broken model or reader, not a few clips)."""
+    from tqdm import tqdm
+
+    from ser.features.extract import FailureBudget
+
+    budget = FailureBudget(int(max_failed_fraction * len(clips)), len(clips),
+                           "the test corpus is predicted again from the start")
+    results, failures = [], {}
+    stream = predictor.predict(clips["path"], speakers)
+    for clip_id, result in zip(clips["clip_id"], tqdm(stream, total=len(clips), desc=f"cross_corpus {name}",
+                                                      unit="clip", mininterval=2.0)):
+        results.append(result)
+        if not result.ok:
+            failures[(clip_id, 0)] = result.error
+            log.warning("cross_corpus %s: %s left out: %s", name, result.path, result.error)
+            budget.check(failures)
+    return results
 
 
 def fingerprint(params, spec: CrossCorpus) -> dict:
