@@ -20,8 +20,8 @@ from ser.corpora.multi import MultiParams
 from ser.errors import ConfigError
 from ser.evaluation.cross_params import CrossCorpus
 from ser.features import REGISTRY as EXTRACTORS
-from ser.models import classifiers, layer_choice
-from ser.models.layer_choice import SelectParams
+from ser.models import classifiers, select_params
+from ser.models.select_params import SelectParams
 from ser.preprocess.params import PreprocessParams, SileroParams  # noqa: F401 - the params.yaml groups
 from ser.section import Section as _Section
 from ser.section import describe
@@ -83,9 +83,8 @@ class FeatureParams(_Section):
     max_failed_fraction: float = Field(0.05, ge=0, le=1, description="extract fails above this share of clips")
     default_preprocessor: bool = Field(False, description="ssl/whisper: a checkpoint without preprocessor config "
                                                           "is an error unless true")
-    normalize: Literal["none", "speaker", "corpus"] = Field("none", description="speaker|corpus: each speaker's (or "
-                                                           "corpus's) vectors standardised "
-                                                  "with that speaker's own clips (transductive)")
+    normalize: Literal["none", "speaker", "corpus"] = Field(
+        "none", description="speaker|corpus: each speaker's (corpus's) vectors standardised alone (transductive)")
     mfcc: MfccParams = MfccParams()
 
 
@@ -203,33 +202,12 @@ class _Params(_Section):
         if self.tune.n_jobs > 1 and unsafe:
             raise ValueError(f"tune.n_jobs: {self.tune.n_jobs} threads cannot tune {self.classifier}: {unsafe}. "
                              "Set tune.n_jobs: 1 and add worker processes instead (python -m ser.models.tuning)")
-        grid = self.select.grid
-        if grid:
-            group = type(getattr(self, self.classifier, None))
-            fields = getattr(group, "model_fields", {})
-            if self.classifier not in ("svm", "mlp", "xgboost") or set(grid) - set(fields):
-                raise ValueError(f"select.grid: {sorted(grid)} must name settings of the classifier's group: for "
-                                 f"svm, mlp or xgboost, e.g. {{C: [1, 10, 100]}} with svm (classifier is "
-                                 f"{self.classifier}{', whose group has ' + ', '.join(fields) if fields else ''})")
-            if not layer_choice.chooses(self) and not isinstance(self.select.layers, list):
-                raise ValueError("select.grid is tried with each encoder layer train chooses among (ssl or whisper, "
-                                 "features.layers: all, pooled); for one feature vector search the settings with "
-                                 "tune.enabled: true instead")
-        if self.tune.enabled and (layer_choice.chooses(self) or grid):
-            raise ValueError("tune.enabled searches the classifier's settings on one set of features, and train is to "
-                             "choose among encoder layers (features.layers: all, select.layers: auto): fix the layer "
-                             "(select.layers: [3]) or join them (select.layers: concat), or set tune.enabled: false")
+        select_params.check(self)
         if self.cv.tta and not self.augment.n_augmentations:
             raise ValueError("cv.tta averages each test clip with its augmented copies: set augment.n_augmentations"
                              " >= 1")
-        for spec in self.cross_corpus:
-            _choice(f"cross_corpus {spec.name}: dataset", spec.dataset, registry.REGISTRY)
-        if len({c.name for c in self.cross_corpus}) < len(self.cross_corpus):
-            raise ValueError("cross_corpus: two entries share a name: give each its own")
+        registry.check_run(self)
         registry.check(self)
-        if self.cv.group_by == "corpus" and self.dataset != "multi":
-            raise ValueError("cv.group_by: corpus holds out one corpus per fold: it needs dataset: multi (several "
-                             "corpora pooled, multi.corpora); use speaker for one corpus")
         return self
 
 

@@ -6,7 +6,8 @@ import pytest
 from embedding_fixtures import make_embeddings
 from sklearn.linear_model import LogisticRegression
 
-from ser.models.cv import CVResult, Plan, cross_validate, grouped_folds, outer_folds, plan, validation_split
+from ser.models.cv import CVResult, Plan, cross_validate, outer_folds, plan
+from ser.models.inner_splits import grouped_folds, validation_split
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -14,7 +14,8 @@ from ser.config import Params
 from ser.errors import ConfigError
 from ser.models import classifiers, layer_choice
 from ser.models.cv import outer_folds, plan
-from ser.models.layer_choice import LayerChoice, SelectParams, candidates
+from ser.models.layer_choice import LayerChoice, candidates
+from ser.models.select_params import SelectParams
 from ser.models.train import train
 
 WIDTH = 16

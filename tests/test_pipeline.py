@@ -104,7 +104,8 @@ def test_a_changed_test_corpus_reruns_crosstest_and_nothing_else(repo, tmp_path)
     assert block["clips"] == len(clips) and block["classes"] == 2
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", entry)
     assert stages_run(log) == LISTING, log
-    shutil.copy(clips["path"][0], tmp_path / "other" / "extra.wav")
+    synthetic.generate(tmp_path / "more", speakers=2, clips=1, classes=["angry"], duration=1.2, seed=8)
+    shutil.copy(synthetic.scan(tmp_path / "more", Params())["path"][0], tmp_path / "other" / "extra.wav")  # new audio
     with open(tmp_path / "other.csv", "a") as f:
         f.write(f"{tmp_path / 'other' / 'extra.wav'},angry,spk00\n")
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", entry)
@@ -256,7 +257,7 @@ def test_finetune_trains_on_audio_and_its_params_never_rerun_frozen_stages(repo,
     assert stages_run(log) == {"route", *LISTING}, log
     encoder = tiny_whisper(tmp_path / "whisper")
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=finetune",  # trust.novelty auto: msp for audio
-              "-S", "features.extractor=whisper",
+              "-S", "features.extractor=whisper", "-S", "trust.speech=none",  # synthetic tones are not speech
               "-S", f"features.model={encoder}", "-S", "finetune.max_epochs=1", "-S", "cv.max_folds=1",
               "-S", f"finetune.checkpoint_dir={tmp_path / 'checkpoints'}", timeout=1100)
     assert stages_run(log) == set(STAGES), log  # prepare too: it checks the cv settings (cv.max_folds)

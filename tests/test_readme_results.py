@@ -20,13 +20,16 @@ def test_readme_table_is_rendered_from_the_committed_metrics():
 
 def test_readme_corpora_table_is_rendered_from_the_committed_records():
     spec = grid.load_grid()
-    records = [grid.record(spec, c["id"], r["id"]) for c in spec["corpora"] for r in spec["rows"]]
-    assert all(records), "a recipe x corpus has no committed record: python -m reproduce --table corpora"
+    """Every corpus has a record of the default recipe (the one the defaults were decided on); a recipe not
+    yet run on a corpus shows as '-' and leaves the mean out."""
+    assert all(grid.record(spec, c["id"], "whisper-svm") for c in spec["corpora"]), \
+        "the default recipe lacks a record on a corpus: python -m reproduce --table corpora --only whisper-svm"
     assert table_in(README.read_text(), "corpora") == grid.grid_tables(spec), \
         "README.md's corpora table differs from reproduce/corpora/: run `python -m reproduce --readme`"
     for c in spec["corpora"]:
         for row in spec["rows"]:
-            record = grid.record(spec, c["id"], row["id"])
+            if not (record := grid.record(spec, c["id"], row["id"])):
+                continue
             assert record["command"].startswith(f"dvc exp run -S dataset={c['dataset']} -S data.dir="), record
             assert all(f"-S {s}" in record["command"] for s in row["set"]), (c["id"], row["id"], record["command"])
             assert record["metrics"]["context"]["dataset"] == c["dataset"]

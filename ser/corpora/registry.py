@@ -52,6 +52,18 @@ def check(params: Params, need_data: bool = False) -> None:
         require_root(params)
 
 
+def check_run(params: Params) -> None:
+    """Raise ValueError, naming the key, when the ``cross_corpus`` entries or ``cv.group_by`` do not fit."""
+    for spec in params.cross_corpus:
+        if spec.dataset not in REGISTRY:
+            raise ValueError(f"cross_corpus {spec.name}: dataset: {spec.dataset!r} is not one of {', '.join(REGISTRY)}")
+    if len({c.name for c in params.cross_corpus}) < len(params.cross_corpus):
+        raise ValueError("cross_corpus: two entries share a name: give each its own")
+    if params.cv.group_by == "corpus" and params.dataset != "multi":
+        raise ValueError("cv.group_by: corpus holds out one corpus per fold: it needs dataset: multi (several "
+                         "corpora pooled, multi.corpora); use speaker for one corpus")
+
+
 def require_root(params: Params) -> None:
     """Raise ValueError when the corpus folder (``data.root``) does not exist."""
     root = params.data.root(params.dataset)

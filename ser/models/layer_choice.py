@@ -6,7 +6,7 @@ The best layer of a speech encoder for emotion is a property of the corpus, not 
 each, ``features.json`` ``blocks``) and train picks among them on the training rows alone.
 
 :class:`LayerChoice` wraps the configured classifier: an inner CV over ``select.inner_folds`` folds that
-hold out whole speakers (whole clips without speakers; :func:`ser.models.cv.split_units`) scores a clone
+hold out whole speakers (whole clips without speakers; :func:`ser.models.inner_splits.split_units`) scores a clone
 of the classifier on each candidate layer by the UAR of its held-out clips (fit and scored on original clips
 only, so the ranking costs the same whatever ``augment.n_augmentations``); the ``select.top`` best layers'
 classifiers are refit on all training rows, augmented copies included, and their probabilities averaged. The outer test
@@ -22,44 +22,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import ParameterGrid
 
 from ser.artifacts import read_json, write_json
-from ser.section import Section
-
-if TYPE_CHECKING:
-    from ser.config import Params as AllParams
+from ser.models.select_params import SelectParams
 
 log = logging.getLogger(__name__)
 
 FILE = "layers.json"
-
-
-class SelectParams(Section):
-    """params.yaml ``select``: which encoder layers the classifier reads, chosen inside every training fold."""
-
-    layers: Literal["auto", "concat"] | list[int] = Field(
-        "auto", description="auto: every layer extracted is a candidate; a list: these hidden-state indices only; "
-                            "concat: all layers joined into one vector (no choice)")
-    top: int = Field(4, ge=1, description="the best this many candidate layers by inner UAR, probabilities averaged")
-    inner_folds: int = Field(3, ge=2, description="speaker-grouped folds inside each training fold that score them")
-    grid: dict[str, list] = Field(default_factory=dict, description="values of the classifier's settings tried with "
-                                  "every layer, e.g. {C: [1, 10, 100]} (keys of its params group)")
-
-
-def chooses(params: AllParams) -> bool:
-    """Whether train will choose among encoder layers: pooled vectors of several layers of an ssl or whisper
-    encoder (``features.layers: all`` or a list) and ``select.layers`` neither ``concat`` nor one layer."""
-    f, wanted = params.features, params.select.layers
-    several = f.layers == "all" or (isinstance(f.layers, list) and len(f.layers) > 1)
-    return (f.extractor in ("ssl", "whisper") and f.pooling != "none" and several and wanted != "concat"
-            and not (isinstance(wanted, list) and len(wanted) == 1))
 
 
 def candidates(blocks: dict | None, select: SelectParams) -> list[int] | None:
@@ -130,7 +104,8 @@ class LayerChoice(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, groups=None, clip_ids=None, aug=None) -> LayerChoice:
         from ser.models.classifiers import fit_rows, proba_over
-        from ser.models.cv import fit_facts, grouped_folds, split_units
+        from ser.models.cv import fit_facts
+        from ser.models.inner_splits import grouped_folds, split_units
 
         X = np.asarray(X)
         self.width_ = self._width(X)

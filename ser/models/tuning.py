@@ -42,7 +42,8 @@ from sklearn.metrics import balanced_accuracy_score
 from ser.config import Params
 from ser.embeddings import FrameSet
 from ser.models import classifiers, feasibility
-from ser.models.cv import outer_folds, validation_split
+from ser.models.cv import outer_folds
+from ser.models.inner_splits import validation_split
 
 log = logging.getLogger(__name__)
 

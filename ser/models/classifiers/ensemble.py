@@ -3,7 +3,7 @@
 ``ensemble.members`` names classifiers that read one vector per clip (svm, mlp, xgboost), each built
 from its own params.yaml group. With ``weights: fit`` the weights are fit on inner out-of-fold
 predictions: inside the training rows, ``inner_folds`` folds that hold out whole speakers (whole clips
-without speakers, as every inner split here: :func:`ser.models.cv.split_units`), each member fit on the
+without speakers, as every inner split here: :func:`ser.models.inner_splits.split_units`), each member fit on the
 other folds and scored on the held-out original clips, then the weights on the simplex that minimise
 the log loss of the mixture. The test fold of the outer CV is never seen. Then every member is fit on
 all training rows. A list of numbers gives fixed weights instead (normalised to sum to 1).
@@ -82,7 +82,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, groups=None, clip_ids=None, aug=None) -> Ensemble:
         from ser.models.classifiers import fit_rows, proba_over
-        from ser.models.cv import grouped_folds, split_units
+        from ser.models.inner_splits import grouped_folds, split_units
 
         self.classes_, codes = np.unique(y, return_inverse=True)
         facts = {"groups": groups, "clip_ids": clip_ids, "aug": aug}

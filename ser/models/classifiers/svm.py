@@ -10,7 +10,7 @@ vectors and predictions. Larger sets fall back to libsvm's own kernel (slow, lit
 Probabilities are sigmoid-calibrated one-vs-rest scores, as scikit-learn's
 ``CalibratedClassifierCV(ensemble=False)`` computes them, with the held-out side chosen here: the
 scores come from ``svm.calibration_folds`` cross-validated fits whose held-out side is whole
-speakers when the outer folds are by speaker, whole clips otherwise (see ``ser.models.cv.split_units``),
+speakers when the outer folds are by speaker, whole clips otherwise (see ``ser.models.inner_splits.split_units``),
 and only original clips are scored (their augmented copies are on neither side), then one SVC is
 fit on all rows. The balanced class weights reach both the SVC and the calibration (as sample
 weights).
@@ -31,7 +31,7 @@ from sklearn.svm import SVC
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ser.models.cv import grouped_folds, split_units
+from ser.models.inner_splits import grouped_folds, split_units
 from ser.section import Section
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ser.models.cv import validation_split
+from ser.models.inner_splits import validation_split
 
 log = logging.getLogger(__name__)
 
