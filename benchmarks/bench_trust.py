@@ -19,10 +19,10 @@ function (``ser.models.train.train``: 5-fold speaker-independent CV, calibration
 the default 5% false rejection of out-of-fold clips). Then ``Predictor.predict`` (predict's code path)
 scores the held-out actors' clips and generated non-speech files: white and brown noise, pure tones,
 click trains, music-like chords (triads with harmonics and an envelope) and room tone (quiet pink noise).
-For every novelty method (``trust.novelty``; the fitted classifier is the same) it prints the AUROC of the
-score (non-speech against held-out speech), the share of each kind rejected (``unknown``) and the
-cross-fitted false rejection on the training actors. No other emotional-speech corpus is on this
-machine, so "unseen recordings" here are unseen actors of the same corpus.
+For every novelty method (``trust.novelty``; the fitted classifier is the same; no speech gate and
+``trust.novelty_gate: speakers``, so that the threshold alone decides) it prints the AUROC of the score
+(non-speech against held-out speech), the share of each kind rejected (``unknown``) and the cross-fitted
+false rejection on the training actors: unseen actors of the same corpus, the case ``corpora`` goes beyond.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ def params_for(data: Path, extractor: str, whisper: Path | None) -> Params:
     base["augment"] = {**base["augment"], "n_augmentations": 0}
     base["features"] = {**base["features"], "extractor": extractor,
                         **({"model": str(whisper), "layers": 3} if extractor == "whisper" else {})}
+    base["trust"] = {**base["trust"], "speech": "none", "novelty_gate": "speakers"}  # the novelty score alone
     return Params.model_validate(base)
 
 

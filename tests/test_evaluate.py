@@ -86,7 +86,8 @@ def test_metrics_json_is_flat_numbers_and_short_strings():
     oof = oof_frame()
     summary = cv_summary(oof, ["a", "b", "c"])
     summary["novelty"] = {"method": "knn", "threshold": 0.123456, "false_rejection_target": 0.05,
-                          "false_rejection_cross_fitted": 0.0712345, "false_rejection_per_fold": {"0": 0.1}}
+                          "false_rejection_cross_fitted": 0.0712345, "false_rejection_per_fold": {"0": 0.1},
+                          "threshold_from": "held-out speakers", "applies": False}
     context = run_context(oof, PREPARED, FEATURES, summary["protocol"], "synthetic", "svm")
     metrics, confusion = evaluate(oof, summary, context)
 
@@ -98,7 +99,8 @@ def test_metrics_json_is_flat_numbers_and_short_strings():
     assert ci["uar_low"] <= metrics["uar"] <= ci["uar_high"] and ci["accuracy_low"] <= 0.8 <= ci["accuracy_high"]
     assert ci["over"] == "speakers" and ci["resamples"] == 1000
     assert metrics["novelty"] == {"method": "knn", "threshold": 0.1235, "false_rejection_target": 0.05,
-                                  "false_rejection_cross_fitted": 0.0712}
+                                  "false_rejection_cross_fitted": 0.0712,
+                                  "threshold_rejects": "no: set on held-out speakers"}
     assert metrics["cv"]["uar_mean"] == pytest.approx(round(summary["mean"]["uar"], 4))
     assert {f"{m}_{s}" for m in ("accuracy", "uar", "macro_f1", "weighted_f1") for s in ("mean", "std")} == set(
         metrics["cv"])
@@ -241,7 +243,7 @@ def test_evaluate_stage_writes_metrics_and_figures(tmp_path, monkeypatch):
     oof.to_csv("models/oof.csv", index=False)
     summary = cv_summary(oof, ["a", "b", "c"])
     summary["novelty"] = {"method": "mahalanobis", "threshold": 2.9, "false_rejection_target": 0.05,
-                          "false_rejection_cross_fitted": 0.06}
+                          "false_rejection_cross_fitted": 0.06, "threshold_from": "held-out corpora", "applies": True}
     (tmp_path / "results/cv.json").write_text(json.dumps(summary))
     (tmp_path / "data/prepare.json").write_text(json.dumps(PREPARED))
     (tmp_path / "data/excluded.csv").write_text("clip_id,path,label,speaker,reason,step\n"

@@ -35,6 +35,12 @@ def test_readme_corpora_table_is_rendered_from_the_committed_records():
             assert record["metrics"]["context"]["dataset"] == c["dataset"]
 
 
+def test_readme_crosscorpus_tables_are_rendered_from_the_committed_records():
+    spec = grid.load_grid(grid.CROSS_FILE)
+    assert table_in(README.read_text(), "crosscorpus") == grid.matrix_tables(spec), \
+        "README.md's crosscorpus tables differ from reproduce/crosscorpus/: run `python -m reproduce --readme`"
+
+
 def test_a_changed_number_is_caught():
     spec = load_rows()
     table = readme_table(spec)

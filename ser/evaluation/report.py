@@ -93,8 +93,8 @@ def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict, seed: int = 0) 
     if "novelty" in cv_summary:
         n = cv_summary["novelty"]
         metrics["novelty"] = {"method": n["method"], "threshold": round(n["threshold"], DIGITS),
-                              "threshold_rejects": "yes" if n.get("applies", True) else
-                              f"no: set on {n.get('threshold_from', 'held-out speakers')} of one set-up",
+                              "threshold_rejects": "yes" if n["applies"] else
+                              f"no: set on {n['threshold_from']}",
                               "false_rejection_target": n["false_rejection_target"],
                               **({"false_rejection_cross_fitted": round(n["false_rejection_cross_fitted"], DIGITS)}
                                  if n["false_rejection_cross_fitted"] is not None else {})}
