@@ -84,18 +84,17 @@ def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[dic
     unknown = sorted(set(args.corpora or []) - set(known))
     if unknown:
         parser.error(f"--corpora: unknown corpus id(s) {unknown}; corpora.yaml has {sorted(known)}")
-    corpora = []
+    present = []  # every corpus found: a model's test corpora ({others}) whichever corpora --corpora runs
     for c in spec["corpora"]:
-        if args.corpora and c["id"] not in args.corpora:
-            continue
         if not (data / c["folder"]).is_dir():
-            if args.corpora:
+            if args.corpora and c["id"] in args.corpora:
                 parser.error(f"--corpora {c['id']}: {data / c['folder']} is not a folder")
             print(f"{c['id']}: {data / c['folder']} not found, skipped", flush=True)
             continue
-        corpora.append(c)
+        present.append(c)
+    corpora = [c for c in present if not args.corpora or c["id"] in args.corpora]
     runs = [{"name": f"{c['id']}-{r['id']}", "record": grid.record_file(spec, c["id"], r["id"]),
-             "sets": grid.overrides(spec, c, r, data, whisper, corpora)}
+             "sets": grid.overrides(spec, c, r, data, whisper, present)}
             for c in corpora for r in rows if not r.get("pooled")]
     return runs + [{"name": f"{grid.POOLED}-{r['id']}", "record": grid.record_file(spec, grid.POOLED, r["id"]),
                     "sets": grid.overrides(spec, corpora[0], r, data, whisper, corpora)}

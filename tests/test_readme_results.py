@@ -88,3 +88,21 @@ def test_source_commit_says_when_the_tree_is_not_the_commit(tmp_path):
     assert source_commit(source) == head
     (source / "a.py").write_text("edited")
     assert source_commit(source) == f"{head}-dirty"
+
+
+def test_a_run_of_some_corpora_tests_on_every_other_corpus_found(tmp_path):
+    """--corpora picks the models trained, not their test corpora: a RAVDESS model is tested on the others."""
+    import argparse
+
+    from reproduce.__main__ import _runs
+
+    spec = grid.load_grid(grid.CROSS_FILE)
+    for c in spec["corpora"]:
+        (tmp_path / c["folder"]).mkdir()
+    (tmp_path / "whisper").mkdir()
+    args = argparse.Namespace(table="crosscorpus", data=tmp_path, whisper=tmp_path / "whisper", only=["single"],
+                              corpora=["ravdess"])
+    [run] = _runs(argparse.ArgumentParser(), args)
+    tests = next(s for s in run["sets"] if s.startswith("cross_corpus="))
+    assert run["name"] == "ravdess-single"
+    assert all(f"name: {c}" in tests for c in ("emovo", "nemo", "urdu")) and "name: ravdess" not in tests, tests
