@@ -5,8 +5,8 @@ A feature-space novelty score set on a corpus's own unseen speakers calls every 
 RAVDESS model rejected 100% of three other corpora's speech), while what a user needs rejected is input that
 is not speech at all. Silero VAD tells that apart whatever the studio or language: the highest speech
 probability of a window's 32 ms frames. ``trust.speech: silero`` rejects a window whose highest probability is
-below ``trust.speech_threshold`` (0.5): measured with ``benchmarks/bench_trust.py``, that rejects all of its
-generated non-speech and under 1% of the speech of four corpora in four languages.
+below ``trust.speech_threshold`` (0.5). How much non-speech and how much of other corpora's speech that
+rejects is what ``benchmarks/bench_trust.py corpora`` measures; it has not been run yet (#28).
 """
 
 from __future__ import annotations
