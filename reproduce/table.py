@@ -38,6 +38,8 @@ def _interval(metrics: dict) -> str:
     ci = metrics.get("ci95")
     if ci is None:
         return "-"
+    if "none" in ci:
+        return "none (too few speakers)"
     over = "" if ci["over"] == "speakers" else f" ({ci['over']})"
     return f"{ci['uar_low']:.3f}-{ci['uar_high']:.3f}{over}"
 

@@ -10,6 +10,7 @@ import pytest
 from png_checks import assert_picture, ink
 
 from ser.evaluation import plots
+from ser.evaluation.bootstrap import no_interval
 from ser.evaluation.metrics import scores
 from ser.evaluation.names import feature_source, features_label, short_model
 from ser.evaluation.plots import best_epoch, fold_name, fold_spread_png, learning_curves_png, per_class_png
@@ -95,7 +96,10 @@ def test_metrics_json_is_flat_numbers_and_short_strings():
     assert confusion == [[6, 0, 0], [1, 1, 0], [1, 0, 1]]
     assert set(metrics) == {"accuracy", "uar", "macro_f1", "weighted_f1", "ci95", "cv", "per_class", "context",
                             "novelty"}
-    ci = metrics["ci95"]
+    ci = metrics["ci95"]  # 4 speakers: no interval, and why
+    assert ci == {"none": no_interval(4), "resamples": 0, "over": "speakers"}
+    more = oof.assign(speaker=[f"s{i}" for i in range(len(oof))])  # 10 speakers: an interval
+    ci = evaluate(more, summary, context)[0]["ci95"]
     assert ci["uar_low"] <= metrics["uar"] <= ci["uar_high"] and ci["accuracy_low"] <= 0.8 <= ci["accuracy_high"]
     assert ci["over"] == "speakers" and ci["resamples"] == 1000
     assert metrics["novelty"] == {"method": "knn", "threshold": 0.1235, "false_rejection_target": 0.05,

@@ -17,6 +17,7 @@ from ser import features
 from ser.config import Params
 from ser.corpora import synthetic
 from ser.corpora.audio import load
+from ser.evaluation.bootstrap import no_interval
 from ser.inference.predict import Predictor
 from ser.inference.segment import training_window
 from ser.models import classifiers, model_card
@@ -161,7 +162,7 @@ def test_a_cross_corpus_test_scores_the_shared_classes_and_counts_the_rest(train
     assert block["over"] == "speakers" and block["protocol"].startswith("the final model (trained on all of synthetic)")
     expected = float((clips["actual"] == clips["predicted"]).mean())
     assert block["accuracy"] == pytest.approx(expected, abs=1e-4) and block["accuracy"] > 0.5
-    assert block["uar_ci95_low"] <= block["uar"] <= block["uar_ci95_high"]
+    assert block["uar_ci95"] == no_interval(block["speakers"])  # too few speakers for an interval
     assert block["most_predicted_share"] == pytest.approx(clips["predicted"].value_counts(normalize=True).max(), 1e-3)
     assert (clips["error"] == "").all() and block["failed_clips"] == 0
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.evaluation.bootstrap import speaker_bootstrap
+from ser.evaluation.bootstrap import MIN_SPEAKERS, speaker_bootstrap
 from ser.models.cv import plan
 from ser.trust.crossfit import fit_novelty
 from ser.trust.novelty import Novelty
@@ -104,14 +104,21 @@ def oof_of(correct_by_speaker: dict[str, float], clips: int = 40, seed: int = 0)
 
 
 def test_the_bootstrap_resamples_speakers():
-    perfect = speaker_bootstrap(oof_of({f"s{i}": 1.0 for i in range(6)}), ["a", "b"], 0)
-    assert perfect["uar"] == [1.0, 1.0] and perfect["speakers"] == 6
+    perfect = speaker_bootstrap(oof_of({f"s{i}": 1.0 for i in range(12)}), ["a", "b"], 0)
+    assert perfect["uar"] == [1.0, 1.0] and perfect["speakers"] == 12
     # half the speakers always right, half always wrong: clip resampling would give a narrow interval
-    # around 0.5; speakers are only 8 draws, so the interval is wide
-    split = speaker_bootstrap(oof_of({f"s{i}": float(i % 2) for i in range(8)}), ["a", "b"], 0)
+    # around 0.5; speakers are only 12 draws, so the interval is wide
+    split = speaker_bootstrap(oof_of({f"s{i}": float(i % 2) for i in range(12)}), ["a", "b"], 0)
     low, high = split["uar"]
-    assert low < 0.3 and high > 0.7 and low <= 0.5 <= high
-    assert speaker_bootstrap(oof_of({f"s{i}": float(i % 2) for i in range(8)}), ["a", "b"], 0) == split
+    assert low < 0.35 and high > 0.65 and low <= 0.5 <= high
+    assert speaker_bootstrap(oof_of({f"s{i}": float(i % 2) for i in range(12)}), ["a", "b"], 0) == split
+
+
+def test_too_few_speakers_give_no_interval_and_say_why():
+    few = speaker_bootstrap(oof_of({f"s{i}": float(i % 2) for i in range(MIN_SPEAKERS - 1)}), ["a", "b"], 0)
+    assert few["uar"] is None and few["accuracy"] is None and few["over"] == "speakers"
+    assert few["none"] == f"none: {MIN_SPEAKERS - 1} speakers, under {MIN_SPEAKERS}"
+    assert speaker_bootstrap(oof_of({f"s{i}": 1.0 for i in range(MIN_SPEAKERS)}), ["a", "b"], 0)["uar"] == [1.0, 1.0]
 
 
 def test_a_corpus_without_speaker_ids_resamples_clips_and_says_so():

@@ -4,7 +4,8 @@ Clips of one speaker are not independent (one voice, one recording set-up), so r
 make the interval too narrow. Each resample draws as many speakers as there are, with replacement, and
 pools all their out-of-fold predictions; the interval is the 2.5th and 97.5th percentile. A corpus with a
 single speaker id (a folder without speakers) has nothing to resample but its clips: then clips are
-resampled, and ``over`` says so.
+resampled, and ``over`` says so. With 2 to ``MIN_SPEAKERS - 1`` speakers there is no interval: ``uar`` and
+``accuracy`` are None and ``none`` says why (every place that prints an interval prints that instead).
 """
 
 from __future__ import annotations
@@ -14,17 +15,26 @@ import pandas as pd
 
 RESAMPLES = 1000
 # Fewer speakers than this and a speaker-bootstrap "interval" is a handful of resample outcomes, not an
-# interval (4 speakers: 35 distinct resamples): tables print none below it.
+# interval (4 speakers: 35 distinct resamples): none is reported below it.
 MIN_SPEAKERS = 10
 
 
+def no_interval(speakers: int) -> str:
+    """Why a corpus of ``speakers`` speakers (2 .. MIN_SPEAKERS - 1) gets no bootstrap interval."""
+    return f"none: {speakers} speakers, under {MIN_SPEAKERS}"
+
+
 def speaker_bootstrap(oof: pd.DataFrame, labels: list[str], seed: int, resamples: int = RESAMPLES) -> dict:
-    """{uar: [low, high], accuracy: [low, high], resamples, speakers, over} from models/oof.csv's rows."""
+    """{uar: [low, high] | None, accuracy: [low, high] | None, resamples, speakers, over[, none]} from
+    models/oof.csv's rows."""
     index = {lab: i for i, lab in enumerate(labels)}
     actual = oof["actual"].astype(str).map(index).to_numpy()
     predicted = oof["predicted"].astype(str).map(index).to_numpy()
     speaker_codes, speakers = pd.factorize(oof["speaker"].astype(str))
     over = "speakers" if len(speakers) >= 2 else "clips"
+    if over == "speakers" and len(speakers) < MIN_SPEAKERS:
+        return {"uar": None, "accuracy": None, "resamples": 0, "speakers": len(speakers), "over": over,
+                "none": no_interval(len(speakers))}
     if over == "clips":
         speaker_codes = np.arange(len(oof))
     k, n_speakers = len(labels), int(speaker_codes.max()) + 1 if len(oof) else 0

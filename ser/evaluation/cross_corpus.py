@@ -93,7 +93,8 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
     ci = speaker_bootstrap(out, present, params.seed)
     shares = out["predicted"].value_counts(normalize=True)
     block = {**{m: round(s[m], 4) for m in HEADLINE},
-             "uar_ci95_low": round(ci["uar"][0], 4), "uar_ci95_high": round(ci["uar"][1], 4), "over": ci["over"],
+             **({"uar_ci95": ci["none"]} if ci["uar"] is None else
+                {"uar_ci95_low": round(ci["uar"][0], 4), "uar_ci95_high": round(ci["uar"][1], 4)}), "over": ci["over"],
              "protocol": f"the final model (trained on all of {params.dataset}) on every clip of {spec.name} in the "
                          f"{len(present)} classes scored, each predicted among them"
                          + (TRANSDUCTIVE[predictor.group_norm] if predictor.group_norm else ""),
@@ -105,8 +106,9 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
              "most_predicted": shares.index[0], "most_predicted_share": round(float(shares.iloc[0]), 4),
              "left_out_clips": int((~known).sum()), "left_out_classes": ", ".join(left_out.index) or "none",
              "excluded_clips": int(len(excluded)), "failed_clips": int((~ok).sum())}
-    log.info("cross_corpus %s: UAR %.3f (95%% CI %.3f-%.3f over %d %s), accuracy %.3f on %d clips, %.1f%% rejected "
-             "as unknown, %.0f%% predicted %s", spec.name, s["uar"], *ci["uar"], block["speakers"], ci["over"],
+    interval = ci["none"] if ci["uar"] is None else f"95% CI {ci['uar'][0]:.3f}-{ci['uar'][1]:.3f} over {ci['over']}"
+    log.info("cross_corpus %s: UAR %.3f (%s; %d speakers), accuracy %.3f on %d clips, %.1f%% rejected "
+             "as unknown, %.0f%% predicted %s", spec.name, s["uar"], interval, block["speakers"],
              s["accuracy"], len(out), 100 * block["rejected_unknown"], 100 * block["most_predicted_share"],
              block["most_predicted"])
     failed = clips.loc[~ok, ["clip_id", "speaker", "label"]].rename(columns={"label": "actual"}).assign(

@@ -75,8 +75,9 @@ def evaluate(oof: pd.DataFrame, cv_summary: dict, context: dict, seed: int = 0) 
         cv[f"{m}_std"] = round(float(cv_summary["std"][m]), DIGITS)
     metrics = {
         **{m: round(s[m], DIGITS) for m in HEADLINE},
-        "ci95": {**{f"{m}_{end}": round(ci[m][i], DIGITS) for m in ("uar", "accuracy") for i, end in
-                    enumerate(("low", "high"))}, "resamples": ci["resamples"], "over": ci["over"]},
+        "ci95": ({"none": ci["none"]} if ci["uar"] is None else
+                 {f"{m}_{end}": round(ci[m][i], DIGITS) for m in ("uar", "accuracy") for i, end in
+                  enumerate(("low", "high"))}) | {"resamples": ci["resamples"], "over": ci["over"]},
         "cv": cv,
         "per_class": {metric_key(c): {k: round(v, DIGITS) if isinstance(v, float) else v for k, v in d.items()}
                       for c, d in s["per_class"].items()},
