@@ -98,6 +98,17 @@ def test_an_interrupted_fit_resumes_to_the_same_weights(whisper, tmp_path):
     assert kept == [f"best-{resumed.best_epoch_}.safetensors", "progress.json"]  # a finished fit keeps its best
 
 
+def test_a_finished_fit_is_reused_only_for_the_same_audio_and_cv_json_says_so(whisper, tmp_path):
+    X, y, speaker, texts = corpus()
+    first = tuner(whisper, tmp_path, max_epochs=1).fit(X, y, groups=speaker)
+    assert first.fit_facts_["checkpoint"] == "trained"
+    again = tuner(whisper, tmp_path, max_epochs=1).fit(X, y, groups=speaker)
+    assert again.fit_facts_["checkpoint"].startswith("loaded: finished before")
+    # the same clips after another preprocessing (here: 6 dB quieter) are another fit, not the stale one
+    quieter = FrameSet(0.5 * X.frames, X.offsets, X.rows)
+    assert tuner(whisper, tmp_path, max_epochs=1).fit(quieter, y, groups=speaker).fit_facts_["checkpoint"] == "trained"
+
+
 @pytest.mark.parametrize("kind", ["whisper", "ssl"])
 def test_padding_never_changes_a_prediction(kind, whisper, wavlm, tmp_path):
     X, y, speaker, texts = corpus()

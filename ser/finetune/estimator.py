@@ -37,6 +37,8 @@ from ser.models.classifiers.torch_training import (
 )
 
 log = logging.getLogger(__name__)
+# Part of every checkpoint key: raise it when a change to the training code makes earlier finished fits stale.
+FIT_VERSION = 2
 
 
 class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
@@ -98,11 +100,14 @@ class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
         return {"ser": s.alpha_ser, "asr": asr, "prosody": s.alpha_prosody or "off: finetune.alpha_prosody is 0"}
 
     def _fit_key(self, X, codes, transcripts, train, val, clip_ids, aug) -> str:
-        """Digest of what decides this fit (not where checkpoints live or which device runs it)."""
+        """Digest of what decides this fit (not where checkpoints live or which device runs it): the audio itself
+        (so preprocessing and augmentation are in it), the settings, seed, encoder weights, classes, rows and
+        splits, and FIT_VERSION."""
         s = self.params_.model_dump(exclude={"checkpoint_dir", "device"})
         rows = [str(clip_ids[i]) if clip_ids is not None else str(int(X.lengths[i])) for i in range(len(codes))]
         copies = [int(a) for a in aug] if aug is not None else [0] * len(codes)
-        facts = {"settings": s, "seed": self.random_state, "weights": self.net_.encoder.weights,
+        facts = {"version": FIT_VERSION, "audio": X.fingerprint(), "settings": s, "seed": self.random_state,
+                 "weights": self.net_.encoder.weights,
                  "backbone": self.backbone.get("extractor"), "classes": self.classes_.tolist(),
                  "rows": hashlib.sha1(json.dumps([rows, copies, codes.tolist(), transcripts]).encode()).hexdigest(),
                  "train": train.tolist(), "val": val.tolist()}
@@ -120,10 +125,12 @@ class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
         stopping = EarlyStopping(s.patience)
         self.history_ = []
         if progress and progress["finished"]:
-            log.info("finetune: this fit finished before (%s): loading its best epoch", folder)
+            log.info("finetune: this fit finished before (%s): loading its best epoch, not training", folder)
             net.load_state_dict(store.load_best(progress))
             self._finished(progress, net)
+            self.fit_facts_["checkpoint"] = f"loaded: finished before ({folder.name})"
             return
+        self.fit_facts_["checkpoint"] = f"resumed after epoch {progress['epoch']}" if progress else "trained"
         backbone = prepare_for_training(net, s)
         heads = list(net.heads().parameters())
         optimizer = torch.optim.AdamW([{"params": backbone, "lr": s.backbone_lr}, {"params": heads, "lr": s.head_lr}],
