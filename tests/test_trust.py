@@ -34,6 +34,22 @@ def test_far_away_vectors_score_higher_and_the_score_survives_saving(method, tmp
     np.testing.assert_allclose(back.score(far, proba[:30]), out_scores)
 
 
+def test_knn_is_the_kth_neighbour_distance_and_never_builds_the_whole_distance_matrix():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    bank, queries = rng.normal(size=(4000, 8)), rng.normal(size=(4000, 8))
+    scorer = Novelty.fit("knn", bank, np.zeros(len(bank), int), k=3)
+    Z = (queries[:50] - scorer.arrays["mean"]) / scorer.arrays["scale"]
+    brute = np.sort(np.linalg.norm(Z[:, None] - scorer.arrays["bank"][None].astype(np.float64), axis=2), 1)[:, 2]
+    np.testing.assert_allclose(scorer.score(queries[:50], None), brute, rtol=1e-5)
+    tracemalloc.start()
+    scorer.score(queries, None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32e6, f"{peak / 1e6:.0f} MB: the 4000 x 4000 distance matrix alone is 128 MB"
+
+
 def test_mahalanobis_uses_the_shared_covariance_not_plain_distance():
     """Two features that move together: a step along their correlation costs little, a much shorter step
     against it costs a lot."""

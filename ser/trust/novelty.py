@@ -78,9 +78,18 @@ class Novelty:
         a = self.arrays
         Z = (np.asarray(V, np.float64) - a["mean"]) / a["scale"]
         if self.method == "knn":
-            d2 = squared_distances(Z, a["bank"].astype(np.float64))
-            return np.sqrt(np.partition(d2, min(self.k, d2.shape[1]) - 1, axis=1)[:, min(self.k, d2.shape[1]) - 1])
+            return self._neighbours().kneighbors(Z, return_distance=True)[0][:, -1]
         return np.sqrt(squared_distances(Z @ a["W"], a["centres"]).min(1))
+
+    def _neighbours(self):
+        """The training bank's neighbours index (built once): queries are answered in chunks, never as a whole
+        query x bank distance matrix."""
+        if not hasattr(self, "_index"):
+            from sklearn.neighbors import NearestNeighbors
+
+            bank = self.arrays["bank"].astype(np.float64)
+            self._index = NearestNeighbors(n_neighbors=min(self.k, len(bank))).fit(bank)
+        return self._index
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / FILE
