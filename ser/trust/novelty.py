@@ -8,8 +8,9 @@
 - ``msp``: one minus the top calibrated class probability (Hendrycks and Gimpel, 2017), which needs no
   features: the only choice for a classifier that reads audio (``finetune``).
 
-The features are what the classifier reads: one vector per clip, or the mean frame of a frame sequence
-(:meth:`ser.embeddings.FrameSet.pooled`). A fitted score is saved as ``novelty.npz`` (arrays only,
+The features are what the classifier reads (one vector per clip) or, for a frame sequence, a summary of it: its
+mean frame averaged over layers (:meth:`ser.embeddings.FrameSet.pooled`), not the frames and layer mix the
+sequence classifier reads. A fitted score is saved as ``novelty.npz`` (arrays only,
 read back without pickle); its threshold lives in the model card.
 """
 
