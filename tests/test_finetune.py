@@ -79,6 +79,17 @@ def test_without_transcripts_it_trains_emotion_only(whisper, tmp_path):
         model.transcribe(X)
 
 
+def test_transcripts_too_long_to_align_are_counted_not_zeroed_silently(whisper, tmp_path):
+    X, y, speaker, texts = corpus()
+    texts = texts.copy().astype(object)
+    texts[0] = "yes " * 100  # 400 characters for one second of audio: no CTC alignment exists
+    model = tuner(whisper, tmp_path, max_epochs=1, alpha_asr=1.0).fit(X, y, texts=texts)
+    assert model.fit_facts_["ctc_unalignable"].startswith("1 transcripts need more CTC frames")
+    assert np.isfinite(model.history_[0]["train_loss"])
+    plain = tuner(whisper, tmp_path / "b", max_epochs=1, alpha_asr=1.0).fit(X, y, texts=corpus()[3])
+    assert plain.fit_facts_["ctc_unalignable"] == "0"
+
+
 def test_an_interrupted_fit_resumes_to_the_same_weights(whisper, tmp_path):
     X, y, speaker, texts = corpus()
     settings = {"max_epochs": 3, "alpha_prosody": 0.1, "validation_fraction": 0.25}

@@ -156,7 +156,8 @@ class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
             log.info("finetune: resuming %s after epoch %d", folder, progress["epoch"])
         weight = torch.from_numpy(balanced_weights(codes[train], len(self.classes_))).to(dev) \
             if s.class_weight == "balanced" else None
-        losses = Losses(s, weight, self.vocab_, AUDIO_RATE)
+        losses = self.losses_ = Losses(s, weight, self.vocab_, AUDIO_RATE)
+        losses.unalignable.update(progress.get("ctc_unalignable", []) if progress else [])
         yt = torch.from_numpy(codes).to(dev)
         stop = bool(progress) and stopping.waited >= s.patience
         for epoch in range(first, s.max_epochs + 1):
@@ -175,7 +176,7 @@ class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
                 with torch.autocast("cuda", enabled=amp):
                     out = net(waves)
                     loss = losses(out, yt[torch.from_numpy(index).to(dev)], waves,
-                                  [transcripts[i] if w else "" for i, w in zip(index, whole)])
+                                  [transcripts[i] if w else "" for i, w in zip(index, whole)], index)
                 scaler.scale(loss / s.accumulate).backward()
                 if step % s.accumulate == 0 or step == len(batches):
                     scaler.unscale_(optimizer)
@@ -208,10 +209,17 @@ class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
 
     def _progress(self, stopping: EarlyStopping, epoch: int) -> dict:
         return {"epoch": epoch, "history": self.history_, "best": list(stopping.best), "best_epoch": stopping.epoch,
-                "waited": stopping.waited}
+                "waited": stopping.waited, "ctc_unalignable": sorted(self.losses_.unalignable)}
 
     def _finished(self, progress: dict, net) -> None:
         self.history_, self.best_epoch_ = progress["history"], progress["best_epoch"]
+        if self.vocab_:
+            left = len(progress.get("ctc_unalignable", []))
+            self.fit_facts_["ctc_unalignable"] = (f"{left} transcripts need more CTC frames than their audio gives: "
+                                                  "left out of the CTC loss" if left else "0")
+            if left:
+                log.warning("finetune: %d training transcripts need more CTC frames than their audio gives: left "
+                            "out of the CTC loss (fit_facts ctc_unalignable)", left)
         net.eval()
         best = self.history_[self.best_epoch_ - 1]["val_uar"] if self.history_ else None
         log.info("finetune: %d epochs, best epoch %d (validation UAR %s)", len(self.history_), self.best_epoch_,

@@ -34,17 +34,23 @@ class Losses:
         self.s, self.sample_rate = s, sample_rate
         self.ce = torch.nn.CrossEntropyLoss(weight=class_weight, label_smoothing=s.label_smoothing)
         self.vocab = text.Vocabulary(vocab) if vocab else None
-        self.ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
+        self.ctc = torch.nn.CTCLoss(blank=0)
+        self.unalignable: set[int] = set()  # rows whose transcript needs more frames than their audio gives
 
-    def __call__(self, out: dict, target, waves: list[np.ndarray], transcripts: list[str]):
+    def __call__(self, out: dict, target, waves: list[np.ndarray], transcripts: list[str], rows=None):
+        """The batch's loss; ``rows`` (the clips' row numbers) name the transcripts left out of CTC in
+        ``unalignable``: too long for their audio's output frames, they have no alignment (infinite loss)."""
         import torch
 
         s = self.s
         loss = s.alpha_ser * self.ce(out["logits"].float(), target)
         if "ctc" in out:
-            have = [b for b, t in enumerate(transcripts) if t]
+            encoded = {b: self.vocab.encode(t) for b, t in enumerate(transcripts) if t}
+            frames = out["lengths"].tolist()
+            have = [b for b, seq in encoded.items() if text.Vocabulary.frames_needed(seq) <= frames[b]]
+            self.unalignable.update(int(rows[b]) if rows is not None else b for b in encoded if b not in have)
             if have:
-                ids = [self.vocab.encode(transcripts[b]) for b in have]
+                ids = [encoded[b] for b in have]
                 log_probs = out["ctc"][have].float().transpose(0, 1)  # (T, B, V)
                 targets = torch.tensor([i for seq in ids for i in seq], device=log_probs.device)
                 loss = loss + s.alpha_asr * self.ctc(log_probs, targets, out["lengths"][have],

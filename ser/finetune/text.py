@@ -42,6 +42,11 @@ class Vocabulary:
         """Ids of a normalised transcript; characters outside the vocabulary are dropped."""
         return [self.index[c] for c in text if c in self.index]
 
+    @staticmethod
+    def frames_needed(ids: Sequence[int]) -> int:
+        """The fewest output frames a CTC alignment of ``ids`` takes: one per symbol, plus a blank between repeats."""
+        return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
+
     def decode(self, path: Sequence[int]) -> str:
         """Greedy CTC decoding of a best path: repeats merged, blanks removed."""
         out, previous = [], 0
