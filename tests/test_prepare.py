@@ -4,6 +4,7 @@ stops a run)."""
 import sys
 import types
 
+import numpy as np
 import pandas as pd
 import pytest
 from audio_fixtures import tone
@@ -47,6 +48,22 @@ def test_exclusion_report_keeps_the_run_going(tmp_path):
 
 def test_probe_reports_a_missing_file(tmp_path):
     assert probe(tmp_path / "gone.wav").reason.startswith("unreadable")
+
+
+def test_a_file_too_long_is_excluded_from_its_header_without_decoding(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from ser.corpora import audio
+
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 30, np.float32) + 0.1, 16000)
+    decoded = []
+    real = sf.SoundFile.blocks
+    monkeypatch.setattr(sf.SoundFile, "blocks", lambda self, *a, **k: decoded.append(1) or real(self, *a, **k))
+    monkeypatch.setattr(sf, "read", lambda *a, **k: decoded.append(1) or pytest.fail("decoded a whole file"))
+    found = audio.probe(tmp_path / "long.wav", max_duration=10.0)
+    assert found.reason == "too long: 30.0 s > data.max_duration 10.0 s" and found.duration == 30.0
+    assert not decoded
+    assert audio.probe(tmp_path / "long.wav", max_duration=60.0).reason == "" and decoded  # blocks, then usable
 
 
 def test_label_map_then_keep():

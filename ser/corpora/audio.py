@@ -64,7 +64,8 @@ class Probe:
 
 def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -60.0,
           max_duration: float | None = None) -> Probe:
-    """Read a clip once: hash its bytes and check it decodes and passes :class:`AudioCheck`."""
+    """Read a clip once: hash its bytes and check it decodes and passes :class:`AudioCheck`. A clip whose header
+    says it is longer than ``max_duration`` is excluded without decoding it; the rest decode block by block."""
     try:
         blob = Path(path).read_bytes()
     except OSError as err:
@@ -73,17 +74,23 @@ def probe(path: str | Path, min_duration: float = 0.25, silence_dbfs: float = -6
     if not blob:
         return Probe(sha1=sha1, reason=EMPTY)
     try:
-        audio, sr = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(blob)) as f:
+            sr, channels = f.samplerate, f.channels
+            header = f.frames / sr if sr else 0.0
+            if max_duration is not None and header > max_duration:
+                return Probe(sha1=sha1, duration=round(header, 4), sample_rate=sr, channels=channels,
+                             reason=too_long(header, max_duration))
+            check = AudioCheck(sr)
+            for block in f.blocks(blocksize=PROBE_BLOCK, dtype="float32", always_2d=True):
+                check.add(block.mean(axis=1))
     except Exception as err:  # noqa: BLE001 - libsndfile raises several types for bad input
         return Probe(sha1=sha1, reason=undecodable(err))
-    frames, channels = audio.shape
-    check = AudioCheck(sr)
-    check.add(audio.mean(axis=1))
-    return Probe(sha1=sha1, duration=round(frames / sr if sr else 0.0, 4), sample_rate=sr, channels=channels,
+    return Probe(sha1=sha1, duration=round(check.n / sr if sr else 0.0, 4), sample_rate=sr, channels=channels,
                  reason=check.reason(min_duration, silence_dbfs, max_duration))
 
 
 EMPTY = "empty file"
+PROBE_BLOCK = 1 << 20  # samples decoded at a time
 
 
 def undecodable(err: Exception) -> str:
@@ -130,8 +137,12 @@ class AudioCheck:
         if level < silence_dbfs:
             return f"silent: loudest 25 ms at {level:.1f} dBFS < data.silence_dbfs {silence_dbfs:g}"
         if max_duration is not None and duration > max_duration:
-            return f"too long: {duration:.1f} s > data.max_duration {max_duration} s"
+            return too_long(duration, max_duration)
         return ""
+
+
+def too_long(duration: float, max_duration: float) -> str:
+    return f"too long: {duration:.1f} s > data.max_duration {max_duration} s"
 
 
 def decode_error(err: Exception) -> str:
