@@ -53,6 +53,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--denoiser", metavar="PATH",
                     help="preprocess.denoise: demucs: the training checkpoint's file, when it has moved (the same "
                          "weights)")
+    ap.add_argument("--allow-download", action="store_true",
+                    help="a model trained on a hub encoder id: fetch the encoder from the Hugging Face hub when it "
+                         "is not in the local cache (default: local files only)")
     ap.add_argument("--tta", type=int, default=0, metavar="K",
                     help="test-time augmentation: average each window with K augmented copies (the training run's "
                          "augment settings; K times slower)")
@@ -118,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = {"batch_seconds": args.batch_seconds} if args.batch_seconds else {}
         predictor = Predictor.load(args.models, args.segment_seconds, args.device, args.encoder, args.denoiser,
-                                   args.tta, top_db=args.top_db, workers=max(1, args.workers), **options)
+                                   args.tta, args.allow_download, top_db=args.top_db, workers=max(1, args.workers),
+                                   **options)
     except SerError as err:
         log.error("%s", err)
         return 2

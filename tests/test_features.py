@@ -198,6 +198,29 @@ def test_uncached_hub_model_fails_at_once(monkeypatch, hub_calls, offline):
     assert hub_calls == [("load", True)] + ([] if offline else [("probe", 5.0)])
 
 
+def test_predict_never_downloads_unless_allowed(monkeypatch, hub_calls):
+    """Under predict's rules an uncached hub encoder fails before the hub is probed, naming --allow-download."""
+    monkeypatch.setattr(checkpoints, "_offline", lambda: False)
+    with checkpoints.for_prediction(), pytest.raises(FeatureError, match="predict downloads nothing unless given "
+                                                                          "--allow-download"):
+        features.build(params("whisper", "nobody-here/no-such-model"))
+    assert hub_calls == [("load", True)]
+
+
+def test_predict_loads_safetensors_weights_only(models, tmp_path):
+    """A checkpoint whose weights are a pickled pytorch_model.bin loads for training, never in predict."""
+    from safetensors.torch import load_file
+
+    pickled = shutil.copytree(models["wavlm"], tmp_path / "pickled")
+    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    assert SslEncoder(str(pickled)).model is not None
+    with checkpoints.for_prediction(), pytest.raises(FeatureError, match="safetensors files only"):
+        SslEncoder(str(pickled))
+    with checkpoints.for_prediction():
+        assert SslEncoder(str(models["wavlm"])).model is not None
+
+
 def test_stage_fails_before_any_extraction(tmp_path, monkeypatch):
     from stages import extract as stage
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,6 +17,19 @@ from ser.errors import FeatureError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# None while training (a hub model may be downloaded); while predicting (:func:`for_prediction`), whether it may be
+_PREDICT_DOWNLOADS: ContextVar[bool | None] = ContextVar("predict_downloads", default=None)
+
+
+@contextmanager
+def for_prediction(allow_download: bool = False) -> Iterator[None]:
+    """Load checkpoints as predict does: weights from safetensors files only (never a pickle), and from local
+    files only unless ``allow_download``."""
+    token = _PREDICT_DOWNLOADS.set(allow_download)
+    try:
+        yield
+    finally:
+        _PREDICT_DOWNLOADS.reset(token)
 
 
 def is_folder(name: str) -> bool:
@@ -51,19 +66,30 @@ def unavailable(name: str, why: str) -> FeatureError:
         f"feature extractor with save_pretrained into a folder and set `features.model: /path/to/local/folder`.")
 
 
-def load_pretrained(loader: Callable[..., T], name: str, **kwargs) -> T:
-    """``loader(name, ...)`` from a local folder or the hub cache; download only when the hub answers.
+def load_pretrained(loader: Callable[..., T], name: str, weights: bool = False, **kwargs) -> T:
+    """``loader(name, ...)`` from a local folder or the hub cache; download only when the hub answers
+    (and, under :func:`for_prediction`, only when allowed; ``weights``: a model loader, given safetensors only).
 
     A model that is neither on disk nor reachable raises FeatureError at once, naming the model
     and the ``features.model: /path/to/local/folder`` alternative.
     """
+    predicting = _PREDICT_DOWNLOADS.get()
+    if weights and predicting is not None:
+        kwargs["use_safetensors"] = True
     if _looks_like_path(name) and not is_folder(name):
         raise unavailable(name, "no such folder")
     try:
         return loader(name, local_files_only=True, **kwargs)
     except (OSError, ValueError) as err:
+        if weights and predicting is not None and "safetensors" in str(err):
+            raise unavailable(name, "predict loads weights from safetensors files only, never a pickled "
+                                    "pytorch_model.bin; convert it (load, then save_pretrained) and train on that "
+                                    "copy") from None
         if is_folder(name):
             raise unavailable(name, f"the folder does not hold a complete model ({err})") from None
+    if predicting is False:
+        raise unavailable(name, "it is not in the local Hugging Face cache, and predict downloads nothing unless "
+                                "given --allow-download")
     if _offline():
         raise unavailable(name, "it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
     if not _hub_reachable():

@@ -54,7 +54,7 @@ class SslEncoder(encoder.NeuralEncoder):
         self.n_states = config.num_hidden_layers + 1
         self.indices, self.average = encoder.select_layers(layers, self.n_states)
         self.all_states = self.average or self.indices != [config.num_hidden_layers]
-        self.model = checkpoints.load_pretrained(AutoModel.from_pretrained, model, dtype=self.dtype)
+        self.model = checkpoints.load_pretrained(AutoModel.from_pretrained, model, weights=True, dtype=self.dtype)
         self.model.to(self.device).eval()
         log.info("%s (%s, %d layers) on %s, %s; %s", model, config.model_type, config.num_hidden_layers,
                  self.device, str(self.dtype).removeprefix("torch."),

@@ -18,14 +18,16 @@ from ser.models.model_card import ModelCard, check_identity
 
 
 def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder: str | None,
-                      denoiser: str | None = None) -> tuple[Any, Any]:
+                      denoiser: str | None = None, allow_download: bool = False) -> tuple[Any, Any]:
     """The training extractor rebuilt from the card's feature params (``device``, ``encoder``, ``denoiser``
     replace features.device, features.model and preprocess.demucs_checkpoint), refused unless its identity
-    is the training one."""
+    is the training one. Its encoder loads from safetensors files only, and from local files only unless
+    ``allow_download``."""
     from pydantic import ValidationError
 
     from ser import features
     from ser.config import Params
+    from ser.features import checkpoints
 
     raw = dict(card.feature_params)
     overrides = {k: v for k, v in (("device", device), ("model", encoder)) if v}
@@ -40,7 +42,8 @@ def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder
         raise ModelError(f"{folder}/model.json: feature_params are not valid for this code "
                          f"(trained with a different version? retrain):\n{err}") from None
     try:
-        extractor = features.build(params, audio=card.identity.get("extractor") == "audio")
+        with checkpoints.for_prediction(allow_download):
+            extractor = features.build(params, audio=card.identity.get("extractor") == "audio")
     except ConfigError as err:  # e.g. trained with features.device: cuda, and this machine has none
         raise ModelError(f"{folder}/model.json: {err} (pick another device with --device)") from None
     except FeatureError as err:  # the encoder folder moved, or a hub model is not cached here

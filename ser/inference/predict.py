@@ -67,21 +67,23 @@ class Predictor:
 
     @classmethod
     def load(cls, folder: str | Path = "models", segment_seconds: float | None = None, device: str | None = None,
-             encoder: str | None = None, denoiser: str | None = None, tta: int = 0, **options: Any) -> Predictor:
+             encoder: str | None = None, denoiser: str | None = None, tta: int = 0, allow_download: bool = False,
+             **options: Any) -> Predictor:
         """Load ``folder`` (model.json, the classifier's files); raise ModelError if unusable.
 
         ``device`` overrides the training run's ``features.device``, ``encoder`` its
         ``features.model`` (an encoder folder that moved), ``denoiser`` its
-        ``preprocess.demucs_checkpoint``; the rebuilt extractor's identity must
-        still be the training one. ``tta`` augmented copies of each window are averaged with it,
-        made by the training run's augment settings.
+        ``preprocess.demucs_checkpoint``; the rebuilt extractor's identity must still be the training one.
+        A hub encoder is loaded from the local cache only unless ``allow_download``, its weights from
+        safetensors files only. ``tta`` augmented copies of each window are averaged with it, made by the
+        training run's augment settings.
         """
         from ser.inference.model_files import load_classifier, load_novelty, rebuild_extractor
         from ser.models import model_card
 
         folder = Path(folder)
         card = model_card.read(folder)
-        extractor, params = rebuild_extractor(card, folder, device, encoder, denoiser)
+        extractor, params = rebuild_extractor(card, folder, device, encoder, denoiser, allow_download)
         model = load_classifier(folder, card.classifier, card.dim)
         options.setdefault("batch_seconds", params.features.batch_seconds)
         options.setdefault("min_seconds", params.data.min_duration)
