@@ -135,3 +135,18 @@ def test_the_graph_follows_imports_inside_functions_and_registries():
 def test_classifier_code_never_reruns_prepare_or_extract():
     for stage in ("prepare", "extract"):
         assert not [m for m in closure(f"stages/{stage}.py") if m.startswith("ser/models/classifiers/")], stage
+
+
+def test_every_output_dvc_caches_is_in_its_folders_gitignore():
+    """DVC adds a cached output to the .gitignore beside it on the first run; one missing from the committed
+    file leaves the tree dirty after `dvc repro`."""
+    missing = []
+    for stage in STAGES.values():
+        for out in [*stage.get("outs", []), *stage.get("plots", []), *stage.get("metrics", [])]:
+            path, opts = (next(iter(out.items())) if isinstance(out, dict) else (out, {}))
+            if (opts or {}).get("cache", True):
+                ignore = ROOT / Path(path).parent / ".gitignore"
+                entries = ignore.read_text().split() if ignore.is_file() else []
+                if f"/{Path(path).name}" not in entries:
+                    missing.append(path)
+    assert not missing, f"add to the .gitignore beside each: {missing}"
