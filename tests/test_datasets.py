@@ -244,6 +244,17 @@ def test_folder_csv(tmp_path, caplog):
     assert "1 listed file(s) do not exist" in warnings(caplog)
 
 
+def test_a_data_csv_inside_data_dir_is_read_not_its_sub_folders(tmp_path, caplog):
+    """A user who puts data.csv in data.dir (as the datasets table names it) gets its rows and speakers, not
+    one class named after the sub-folder holding the audio."""
+    root = clips(tmp_path / "mine", "audio/a.wav", "audio/b.wav")
+    (root / "data.csv").write_text("path,label,speaker\naudio/a.wav,happy,s1\naudio/b.wav,sad,s2\n")
+    with caplog.at_level(logging.INFO):
+        frame = folder.scan(root, PARAMS)
+    assert dict(zip(frame["clip_id"], frame["label"])) == {"audio/a.wav": "happy", "audio/b.wav": "sad"}
+    assert frame["speaker"].tolist() == ["s1", "s2"] and "data.dir holds data.csv" in caplog.text
+
+
 def test_folder_csv_alternative_header(tmp_path, caplog):
     clip(tmp_path / "x.wav")
     csv = tmp_path / "list.csv"

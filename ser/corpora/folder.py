@@ -2,7 +2,8 @@
 
 - With ``data.csv``: columns ``path,label[,speaker]`` (or the alternative header ``file_path,emotion_code``);
   relative paths resolve against the CSV's folder and any further columns are kept as extras.
-- Without it: one sub-folder per label below ``data.dir``, ``<root>/<label>/**/*.wav``.
+- Without it, a ``data.csv`` at the top of ``data.dir`` is that CSV (said in the log);
+- otherwise one sub-folder per label below ``data.dir``, ``<root>/<label>/**/*.wav``.
 
 Labels are canonicalised with :func:`ser.corpora.emotions.canonical` (other labels pass through as written).
 Listed files that are missing stay in the table (with a warning): the generic clip reader excludes them.
@@ -51,6 +52,9 @@ def check(params: Params, need_data: bool) -> None:
 def scan(root: Path, params: Params) -> pd.DataFrame:
     """One row per clip listed in ``data.csv``, or found in the label folders below ``root`` when it is null."""
     csv = params.data.csv
+    if not csv and (Path(root) / "data.csv").is_file():
+        csv = Path(root) / "data.csv"
+        log.info("data.dir holds data.csv: reading the clips it lists (%s), not label sub-folders", CSV_LAYOUT)
     clips = _from_csv(Path(csv)) if csv else _from_folders(Path(root))
     unknown = int((clips["speaker"] == UNKNOWN).sum())
     if unknown:
