@@ -99,6 +99,7 @@ def label_folders(tmp_path):
 def test_label_folders_without_speakers_stop_in_prepare_then_run_with_group_by_none(label_folders, monkeypatch):
     message = prepare_error(label_folders, monkeypatch)
     assert "no speaker id" in message and "cv.group_by: none" in message
+    assert "label sub-folders carry no speakers" in message  # the fix for this layout, not only a CSV column
     write_params(label_folders, data={"dir": str(label_folders / "corpus")}, cv={"group_by": "none"})
     runs = run_all(label_folders, monkeypatch)
     for name, run in runs.items():

@@ -244,6 +244,16 @@ def test_folder_csv(tmp_path, caplog):
     assert "1 listed file(s) do not exist" in warnings(caplog)
 
 
+def test_speaker_counts_say_when_a_corpus_has_no_speaker_ids():
+    import pandas as pd
+
+    from ser.corpora.emotions import speakers_phrase
+
+    assert speakers_phrase(pd.Series(["unknown"] * 3)) == "no speaker ids"  # not "1 speakers"
+    assert speakers_phrase(pd.Series(["a", "a"])) == "1 speaker"
+    assert speakers_phrase(pd.Series(["a", "b", "unknown"])) == "2 speakers (and clips without a speaker id)"
+
+
 def test_a_data_csv_inside_data_dir_is_read_not_its_sub_folders(tmp_path, caplog):
     """A user who puts data.csv in data.dir (as the datasets table names it) gets its rows and speakers, not
     one class named after the sub-folder holding the audio."""

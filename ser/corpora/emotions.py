@@ -2,6 +2,15 @@
 
 NO_SPEAKER = "unknown"  # the speaker of a clip whose corpus names none (a folder of one's own recordings)
 
+
+def speakers_phrase(speakers) -> str:
+    """'12 speakers', '1 speaker', or 'no speaker ids' for a column of clips' speakers (a pandas Series)."""
+    named = speakers[speakers.astype(str) != NO_SPEAKER].nunique()
+    if not named:
+        return "no speaker ids"
+    unnamed = " (and clips without a speaker id)" if named < speakers.nunique() else ""
+    return f"{named} speaker{'s' if named != 1 else ''}{unnamed}"
+
 ANGRY, CALM, DISGUST, FEARFUL, HAPPY, NEUTRAL, SAD, SURPRISED = (
     "angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised",
 )

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ser.config import Params
 from ser.corpora import registry
 from ser.corpora.audio import probe
+from ser.corpora.emotions import speakers_phrase
 from ser.errors import DatasetError
 from ser.models import feasibility
 
@@ -113,8 +114,8 @@ def build_manifest(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         raise DatasetError(f"no usable clips in {params.dataset}: all {len(excluded)} were excluded "
                            "(see data/excluded.csv)")
     summary = summarize(params, manifest, excluded)
-    log.info("manifest: %d clips, %d speakers, %.2f h; %d excluded (%d duplicate audio)", summary["clips"],
-             summary["speakers"], summary["hours"], summary["excluded"],
+    log.info("manifest: %d clips, %s, %.2f h; %d excluded (%d duplicate audio)", summary["clips"],
+             speakers_phrase(manifest["speaker"]), summary["hours"], summary["excluded"],
              summary["excluded_reasons"].get("duplicate audio", 0))
     return manifest, excluded, summary
 

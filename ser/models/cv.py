@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from ser.corpora.emotions import speakers_phrase
 from ser.evaluation.metrics import HEADLINE, scores
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,8 @@ def cross_validate(X: np.ndarray, meta: pd.DataFrame, labels: list[str], fit_fol
     parts = []
     folds = cv.tested
     for k, (train, test) in enumerate(outer_folds(meta, cv, seed)[:folds]):
-        log.info("fold %d/%d: fitting on %d rows (%d speakers), testing on %d clips (%d speakers)", k + 1, folds,
-                 len(train), meta["speaker"].iloc[train].nunique(), len(test), meta["speaker"].iloc[test].nunique())
+        log.info("fold %d/%d: fitting on %d rows (%s), testing on %d clips (%s)", k + 1, folds, len(train),
+                 speakers_phrase(meta["speaker"].iloc[train]), len(test), speakers_phrase(meta["speaker"].iloc[test]))
         model, facts = fit_fold(train, k)
         proba = predict_proba(model, X[test], len(labels))
         if cv.tta:

@@ -95,9 +95,10 @@ def _require_speakers(speakers: pd.Series) -> None:
     missing = int((speakers == NO_SPEAKER).sum())
     if missing:
         raise DatasetError(f"{missing} of {len(speakers)} clips have no speaker id (speaker={NO_SPEAKER!r}), so "
-                           "speaker-independent folds are impossible: add a speaker column to data.csv, or set "
-                           "cv.group_by: none (folds by clip; the same voice may sit on both sides, so the "
-                           "numbers are not speaker-independent)")
+                           "speaker-independent folds are impossible: give each clip its speaker (a CSV with "
+                           "columns path,label,speaker, as data.csv or a data.csv file at the top of data.dir; "
+                           "label sub-folders carry no speakers), or set cv.group_by: none (folds by clip; the same "
+                           "voice may sit on both sides, so the numbers are not speaker-independent)")
 
 
 def _absent_message(label: str, k: int, cv_plan: Plan, labels: pd.Series, groups: pd.Series) -> str:

@@ -84,7 +84,7 @@ def fit_novelty(X, meta: pd.DataFrame, y: np.ndarray, oof_proba: np.ndarray, cv:
                      "fold judged by the threshold of the other folds" if measured is not None else
                      "one fold evaluated: the false-rejection rate cannot be cross-fitted"),
     }
-    log.info("novelty (%s): threshold %.4g rejects %.1f%% of unseen-speaker clips cross-fitted (target %.0f%%)",
-             method, threshold, 100 * (measured if measured is not None else float("nan")),
+    log.info("novelty (%s): threshold %.4g rejects %.1f%% of the clips of held-out %s cross-fitted (target %.0f%%)",
+             method, threshold, 100 * (measured if measured is not None else float("nan")), held_out,
              100 * trust.false_rejection)
     return Fitted(final, threshold, oof_scores, summary)
