@@ -63,7 +63,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     group.add_argument("--speaker", metavar="NAME",
                        help="models trained with features.normalize: speaker: every file is this one speaker")
     group.add_argument("--speakers", metavar="CSV",
-                       help="models trained with features.normalize: speaker: a CSV with path and speaker columns")
+                       help="models trained with features.normalize: speaker: a CSV with path and speaker columns "
+                            "(relative paths from the CSV's folder, as in data.csv)")
     group.add_argument("--adapt", action="store_true",
                        help="models trained with features.normalize: corpus: the files are one recording set-up, "
                             f"standardised with their own statistics (transductive; at least {MIN_CLIPS['corpus']} "
@@ -107,7 +108,8 @@ def speakers_of(args: argparse.Namespace, group_norm: str | None) -> str | dict[
         raise ConfigError(f"--speakers {args.speakers}: cannot read it as CSV: {err}") from None
     if not {"path", "speaker"} <= set(table.columns):
         raise ConfigError(f"--speakers {args.speakers}: needs path and speaker columns, has {list(table.columns)}")
-    return {str(Path(p).resolve()): s for p, s in zip(table["path"], table["speaker"])}
+    folder = Path(args.speakers).parent  # relative paths: against the CSV's folder, as in data.csv
+    return {str((folder / p).resolve()): s for p, s in zip(table["path"], table["speaker"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     from ser.errors import SerError
-    from ser.inference.output import format_row, rows, table_header, write_output
+    from ser.inference.output import PartialRows, format_row, rows, table_header, write_output
     from ser.inference.predict import Predictor
 
     try:
@@ -135,28 +137,41 @@ def main(argv: list[str] | None = None) -> int:
     start, results = time.perf_counter(), []
     if not args.quiet:
         print(table_header(labels), flush=True)
-    for result in predictor.predict(args.paths, speakers):
-        results.append(result)
-        if not args.quiet:
-            for row in rows(result, labels):
-                print(format_row(row, labels), flush=True)
-        if result.error:
-            log.warning("%s: %s", result.path, result.error)
-    elapsed = time.perf_counter() - start
-    failed = sum(not r.ok for r in results)
-    audio = sum(r.duration for r in results if r.ok)
-    log.info("predicted %d of %d files (%.1f s of audio, %d segments) in %.2f s; %d failed; %d unknown (novelty "
-             "above %.4g, the %s threshold that rejects %.0f%% of unseen speakers' clips)", len(results) - failed,
-             len(results), audio, sum(len(r.segments) for r in results), elapsed, failed,
-             sum(r.unknown for r in results), predictor.threshold, predictor.card.novelty.method,
-             100 * predictor.card.novelty.false_rejection_target)
+    partial = PartialRows(args.output, labels) if args.output else None
+    try:
+        for result in predictor.predict(args.paths, speakers):
+            results.append(result)
+            if partial:
+                partial.add(result)
+            if not args.quiet:
+                for row in rows(result, labels):
+                    print(format_row(row, labels), flush=True)
+            if result.error:
+                log.warning("%s: %s", result.path, result.error)
+    except BaseException:
+        if partial:
+            partial.close()
+            log.warning("stopped: the %d files finished are in %s", partial.files, partial.path)
+        raise
+    summarise(results, predictor, time.perf_counter() - start)
     if args.output:
         card = predictor.card
         info = {"classifier": card.classifier, "features": card.identity,
                 "trained_on": card.trained_on.model_dump(), "temperature": predictor.temperature,
                 "novelty": card.novelty.model_dump()}
         log.info("wrote %s", write_output(args.output, results, labels, info))
-    return 1 if failed else 0
+        partial.done()
+    return 0 if all(r.ok for r in results) else 1
+
+
+def summarise(results: list, predictor, elapsed: float) -> None:
+    """Log what the batch came to: files and audio predicted, failures, and ``unknown`` files and segments."""
+    ok = [r for r in results if r.ok]
+    segments = [s for r in ok if r.segmented for s in r.segments]
+    log.info("predicted %d of %d files (%.1f s of audio) in %.2f s; %d failed; unknown: %d of %d files, %d of %d "
+             "segments of the %d long files (unknown when %s)", len(ok), len(results), sum(r.duration for r in ok),
+             elapsed, len(results) - len(ok), sum(r.unknown for r in ok), len(ok), sum(s.unknown for s in segments),
+             len(segments), sum(r.segmented for r in ok), predictor.rejection_rule())
 
 
 if __name__ == "__main__":

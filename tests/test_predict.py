@@ -1,6 +1,7 @@
 """stages.predict: train on some synthetic speakers, predict the others' files through the CLI code path."""
 
 import json
+import logging
 import shutil
 import zipfile
 from pathlib import Path
@@ -79,9 +80,11 @@ def run(args, tmp_path, out="out.csv"):
     return code, (json.loads(path.read_text()) if out.endswith(".json") else pd.read_csv(path, keep_default_na=False))
 
 
-def test_round_trip_reproduces_cv_accuracy(trained, tmp_path):
+def test_round_trip_reproduces_cv_accuracy(trained, tmp_path, capsys):
     code, out = run([trained.test_dir, "--models", trained.models], tmp_path)
     assert code == 0
+    assert " s audio" in capsys.readouterr().err  # the progress bar counts audio seconds
+    assert not (tmp_path / "out.csv.partial.csv").exists()  # the rows written as files finished: gone when done
     assert list(out.columns) == ["path", "segment", "start", "end", "predicted", "closest", "confidence", "margin",
                                  "entropy", "novelty", "speech", *[f"p_{lab}" for lab in trained.labels], "error"]
     assert ((out["speech"] >= 0) & (out["speech"] <= 1)).all()  # Silero's highest frame speech probability
@@ -584,3 +587,36 @@ def test_a_card_from_a_cuda_run_predicts_on_the_cpu(wavlm_models, trained, tmp_p
         assert code == 2 and "--device" in caplog.text
     code, out = run([trained.test_dir, "--models", folder, "--device", "cpu"], tmp_path)
     assert code == 0 and (out["error"] == "").all()
+
+
+def test_an_interrupted_batch_keeps_the_files_it_finished(trained, tmp_path, monkeypatch, caplog):
+    from ser.inference.predict import Predictor
+
+    real = Predictor.predict
+
+    def stop_after_two(self, *args, **kwargs):
+        for i, result in enumerate(real(self, *args, **kwargs)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(Predictor, "predict", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run([trained.test_dir, "--models", trained.models], tmp_path)
+    kept = pd.read_csv(tmp_path / "out.csv.partial.csv")
+    assert kept["path"].nunique() == 2 and not (tmp_path / "out.csv").exists()
+    assert "the 2 files finished are in" in caplog.text
+
+
+def test_the_summary_counts_unknown_segments_not_only_files(caplog):
+    from types import SimpleNamespace
+
+    from ser.inference.files import FileResult, Segment
+    from stages.predict import summarise
+
+    long = FileResult("long.wav", 60.0, segmented=True, unknown=False)
+    long.segments = [Segment(0.0, 30.0, None, unknown=True), Segment(30.0, 60.0, None)]
+    short = FileResult("short.wav", 2.0, unknown=True)
+    with caplog.at_level(logging.INFO):
+        summarise([long, short], SimpleNamespace(rejection_rule=lambda: "a rule"), 1.0)
+    assert "unknown: 1 of 2 files, 1 of 2 segments of the 1 long files (unknown when a rule)" in caplog.text

@@ -1,6 +1,7 @@
 """features.normalize: speaker: per-speaker standardisation, its transductive label, and predict's speaker groups."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -84,7 +85,9 @@ def test_predict_needs_the_speaker_and_standardises_that_speakers_files(normalis
     # a CSV of speakers: two groups, one with a single file (too few for statistics: an error for it alone)
     table = pd.DataFrame({"path": [str(folder / f"{c}.wav") for c in held["clip_id"]], "speaker": "a"})
     table.loc[0, "speaker"] = "b"
-    table.to_csv(tmp_path / "speakers.csv", index=False)
+    # relative paths are read from the CSV's folder (as data.csv's are), wherever predict runs
+    table.assign(path=[os.path.relpath(p, tmp_path) for p in table["path"]]).to_csv(tmp_path / "speakers.csv",
+                                                                                   index=False)
     out = tmp_path / "out.json"
     code = predict_cli([str(folder), "--models", str(models), "--speakers", str(tmp_path / "speakers.csv"),
                         "--output", str(out), "--quiet"])

@@ -119,16 +119,12 @@ def evaluate_corpus(params, spec: CrossCorpus, models: str | Path = "models",
 def predict_all(predictor, clips: pd.DataFrame, speakers, name: str, max_failed_fraction: float) -> list:
     """Every clip's FileResult, with progress; a clip that fails is logged, and more failures than
     ``features.max_failed_fraction`` allows stop the test (a broken model or reader, not a few clips)."""
-    from tqdm import tqdm
-
     from ser.features.extract import FailureBudget
 
     budget = FailureBudget(int(max_failed_fraction * len(clips)), len(clips),
                            "the test corpus is predicted again from the start")
     results, failures = [], {}
-    stream = predictor.predict(clips["path"], speakers)
-    for clip_id, result in zip(clips["clip_id"], tqdm(stream, total=len(clips), desc=f"cross_corpus {name}",
-                                                      unit="clip", mininterval=2.0)):
+    for clip_id, result in zip(clips["clip_id"], predictor.predict(clips["path"], speakers, f"cross_corpus {name}")):
         results.append(result)
         if not result.ok:
             failures[(clip_id, 0)] = result.error

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,18 @@ def collect(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
         else:
             out.append((str(p), "not found"))
     return out
+
+
+def header_seconds(entries: list[tuple[str, str]]) -> float:
+    """The audio seconds of the readable ``(path, error)`` entries, from their headers (nothing decoded)."""
+    import soundfile as sf
+
+    total = 0.0
+    for path, error in entries:
+        if not error:
+            with contextlib.suppress(Exception):  # an unreadable file is reported when it is read
+                total += sf.info(path).duration
+    return total
 
 
 @dataclass

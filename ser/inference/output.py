@@ -63,6 +63,11 @@ def as_json(result: FileResult, labels: list[str]) -> dict:
     return out
 
 
+def fields(labels: list[str]) -> list[str]:
+    """The CSV columns: one row per file and per segment."""
+    return ["path", "segment", "start", "end", *VERDICT, *[f"p_{lab}" for lab in labels], "error"]
+
+
 def write_output(path: str | Path, results: list[FileResult], labels: list[str], info: dict | None = None) -> Path:
     """``.json``: {model, files: [...]}; anything else: CSV with one row per file and per segment."""
     from ser.artifacts import atomic_path
@@ -73,13 +78,35 @@ def write_output(path: str | Path, results: list[FileResult], labels: list[str],
             payload = {"model": info or {}, "labels": labels, "files": [as_json(r, labels) for r in results]}
             tmp.write_text(json.dumps(payload, indent=2) + "\n")
         else:
-            flat = [row for r in results for row in rows(r, labels)]
-            fields = ["path", "segment", "start", "end", *VERDICT, *[f"p_{lab}" for lab in labels], "error"]
             with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=fields)
+                writer = csv.DictWriter(f, fieldnames=fields(labels))
                 writer.writeheader()
-                writer.writerows(flat)
+                writer.writerows(row for r in results for row in rows(r, labels))
     return path
+
+
+class PartialRows:
+    """Each finished file's CSV rows appended and flushed to ``<output>.partial.csv`` as predict goes, so an
+    interrupted batch keeps what finished; :meth:`done` removes it once the output itself is written."""
+
+    def __init__(self, output: str | Path, labels: list[str]):
+        self.path = Path(f"{output}.partial.csv")
+        self.labels, self.files = labels, 0
+        self._file = open(self.path, "w", newline="")  # noqa: SIM115 - open for the whole batch
+        self._writer = csv.DictWriter(self._file, fieldnames=fields(labels))
+        self._writer.writeheader()
+
+    def add(self, result: FileResult) -> None:
+        self._writer.writerows(rows(result, self.labels))
+        self._file.flush()
+        self.files += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def done(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
 
 
 def format_row(row: dict, labels: list[str], width: int = 40) -> str:

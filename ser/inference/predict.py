@@ -167,9 +167,10 @@ class Predictor:
 
     # -- streaming ------------------------------------------------------------------------------
 
-    def predict(self, paths: Iterable[str | Path], speakers: str | dict[str, str] | None = None
-                ) -> Iterator[FileResult]:
-        """One FileResult per input file (folders expanded), in input order, as soon as it is complete.
+    def predict(self, paths: Iterable[str | Path], speakers: str | dict[str, str] | None = None,
+                progress: str = "predict") -> Iterator[FileResult]:
+        """One FileResult per input file (folders expanded), in input order, as soon as it is complete; a
+        progress bar named ``progress`` counts the audio seconds done.
 
         Files go through ``ser.features.stream.embed_stream`` (the extract stage's loop): the first pass runs
         ahead on reader threads, windows are cut as the batches need them, batched by similar
@@ -180,9 +181,15 @@ class Predictor:
         takes the batch's recording set-up as ``speakers`` (one name: all files together, at least
         ``speaker_norm.MIN_CLIPS['corpus']`` windows; or {path: set-up}).
         """
+        from tqdm import tqdm
+
         from ser.features.stream import embed_stream
+        from ser.inference.files import header_seconds
 
         pending: deque[Loaded] = deque()
+        entries = collect(paths)
+        bar = tqdm(total=header_seconds(entries), desc=f"{progress} ({len(entries)} files)", unit=" s audio",
+                   mininterval=2.0, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}{unit} [{elapsed}<{remaining}]")
 
         def windows(entry: tuple[str, str], item: Loaded | Exception) -> Iterator[tuple[tuple, np.ndarray]]:
             if isinstance(item, Exception):  # _read reports problems itself; this is a bug guard
@@ -203,8 +210,11 @@ class Predictor:
             raise ValueError(f"this model was trained with features.normalize: {self.group_norm}: give the files' "
                              f"{'speakers' if self.group_norm == 'speaker' else 'recording set-up (--adapt)'}")
         waiting: list[tuple[tuple, np.ndarray]] = []  # speaker normalisation: windows held until all are embedded
-        for batch in embed_stream(collect(paths), self._read, windows, self.extractor, self.batch_seconds,
-                                  self.workers):
+        for batch in embed_stream(entries, self._read, windows, self.extractor, self.batch_seconds, self.workers):
+            # each window done moves the bar by its share of its file's duration (test-time copies: not again), up
+            # to the headers' total (a decoded length may differ from its header's by a few samples)
+            done = sum(key[0].duration / len(key[0].planned) for key in batch.keys if len(key) == 2)
+            bar.update(max(0.0, min(done, bar.total - bar.n)))
             good = [i for i, r in enumerate(batch.results) if not isinstance(r, str)]
             if self.group_norm:
                 waiting += [(batch.keys[i], batch.results[i]) for i in good]
@@ -217,6 +227,7 @@ class Predictor:
                     self.tta.collect(key, result)
             while pending and pending[0].complete:
                 yield self._result(pending.popleft())
+        bar.close()
         if waiting:
             classify_by_group(self._classify, waiting, speakers, self.group_norm)
         while pending:
@@ -239,6 +250,12 @@ class Predictor:
         result.speech = max(item.speech.values()) if item.speech else None
         result.unknown = self._rejects(result.novelty, result.speech)
         return result
+
+    def rejection_rule(self) -> str:
+        """When a window is ``unknown``, in words."""
+        rules = ([f"speech presence below {self.speech_threshold:g}"] if self.speech_threshold is not None else []) + (
+            [f"{self.card.novelty.method} novelty above {self.threshold:.4g}"] if np.isfinite(self.threshold) else [])
+        return " or ".join(rules) or "never (no speech gate; the novelty score is reported only)"
 
     def _rejects(self, novelty: float, speech: float | None) -> bool:
         """Unknown: unlike the training clips (novelty above the threshold) or not speech (trust.speech)."""
