@@ -6,7 +6,7 @@
 ``corpora`` (the defaults of params.yaml: Whisper-base, every layer, the layer choice, the SVM, trust.speech and
 trust.novelty_gate as they are): for every corpus of ``--data`` found (RAVDESS, EMOVO, nEMO, URDU), a model trained
 on it alone, and one trained on the other corpora pooled (``dataset: multi``, leave-one-corpus-out, so its novelty
-threshold is set on held-out corpora), predict (``Predictor.predict``, predict's code path) the generated non-speech
+threshold is set on held-out corpora; the four classes every corpus has), predict (``Predictor.predict``, predict's code path) the generated non-speech
 files and ``--per-corpus`` clips of every corpus the model never heard. Per model: the share of non-speech rejected
 (``unknown``), the AUROC of the speech-presence score and of the novelty score (non-speech against the other
 corpora's speech), and the share of each other corpus's speech rejected.
@@ -160,6 +160,7 @@ def evaluate(name: str, params: Params, work: Path, files: dict[str, str]) -> No
         print(f"{'':<12} AUROC per kind: {kinds_auroc}", flush=True)
 
 
+COMMON = ["angry", "happy", "neutral", "sad"]  # the classes every shared corpus has
 SHARED = {"ravdess": "ravdess-speech-16k", "emovo": "emovo-16k", "nemo": "nemo-16k", "urdu": "urdu-16k"}
 
 
@@ -173,6 +174,7 @@ def corpus_params(name: str, data: Path, whisper: Path, pool: list[str] | None =
         base.update(dataset="multi", multi={"corpora": [{"name": c, "dataset": c, "dir": str(data / SHARED[c])}
                                                         for c in pool]})
         base["cv"] = {**base["cv"], "group_by": "corpus"}
+        base["data"] = {**base["data"], "labels": COMMON}  # a class of one corpus only has no held-out test
     else:
         base.update(dataset=name)
         base["data"] = {**base["data"], "dir": str(data / SHARED[name])}
