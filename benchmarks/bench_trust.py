@@ -6,10 +6,10 @@
 ``corpora`` (the defaults of params.yaml: Whisper-base, every layer, the layer choice, the SVM, trust.speech and
 trust.novelty_gate as they are): for every corpus of ``--data`` found (RAVDESS, EMOVO, nEMO, URDU), a model trained
 on it alone, and one trained on the other corpora pooled (``dataset: multi``, leave-one-corpus-out, so its novelty
-threshold is set on held-out corpora; the four classes every corpus has), predict (``Predictor.predict``, predict's code path) the generated non-speech
-files and ``--per-corpus`` clips of every corpus the model never heard. Per model: the share of non-speech rejected
-(``unknown``), the AUROC of the speech-presence score and of the novelty score (non-speech against the other
-corpora's speech), and the share of each other corpus's speech rejected.
+threshold is set on held-out corpora; the four classes every corpus has), predict (``Predictor.predict``, predict's
+code path) the generated non-speech files and ``--per-corpus`` clips of every corpus the model never heard. Per
+model: the share of non-speech rejected (``unknown``), the AUROC of the speech-presence score and of the novelty
+score (non-speech against the other corpora's speech), and the share of each other corpus's speech rejected.
 
 ``actors`` (below):
 
