@@ -111,6 +111,18 @@ def test_mlp_early_stopping_validates_on_held_out_speakers_and_restores_the_best
     assert balanced_accuracy_score(y[rows], model.predict(X[rows])) == pytest.approx(best["val_uar"])
 
 
+def test_the_mlp_fits_the_same_on_machines_with_more_cores(data, monkeypatch):
+    """Its CPU thread count does not follow the core count: a fit on a 4-core machine equals one on 2 cores."""
+    from ser.models.classifiers import devices
+
+    X, y, meta = data
+    fits = []
+    for cores in (2, 4):
+        monkeypatch.setattr(devices, "cpu_cores", lambda cores=cores: cores)
+        fits.append(classifiers.fit(build("mlp", max_epochs=10, patience=10), X, y, meta).predict_proba(X))
+    np.testing.assert_array_equal(*fits)
+
+
 def test_mlp_without_speakers_holds_out_whole_clips(data):
     X, y, meta = data
     model = build("mlp", max_epochs=3)
