@@ -620,3 +620,23 @@ def test_the_summary_counts_unknown_segments_not_only_files(caplog):
     with caplog.at_level(logging.INFO):
         summarise([long, short], SimpleNamespace(rejection_rule=lambda: "a rule"), 1.0)
     assert "unknown: 1 of 2 files, 1 of 2 segments of the 1 long files (unknown when a rule)" in caplog.text
+
+
+def test_loudness_normalisation_never_gets_a_window_too_short_to_measure(trained, tmp_path):
+    """A recording a little longer than the window, ending in a short burst after a short pause: its last
+    window was 0.25 s, and BS.1770 loudness (0.4 s blocks) failed the whole file."""
+    from ser.inference.predict import Predictor
+    from ser.preprocess.params import PreprocessParams
+    from ser.preprocess.pipeline import Preprocessor
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(4.9 * SR)) / SR
+    speechy = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    burst = 0.3 * rng.standard_normal(int(0.1 * SR))
+    wave = np.concatenate([speechy, 1e-4 * rng.standard_normal(int(0.3 * SR)), burst]).astype(np.float32)
+    sf.write(tmp_path / "long.wav", wave, SR)
+    predictor = Predictor.load(trained.models, segment_seconds=5.0)
+    predictor.chain = Preprocessor(PreprocessParams(normalize="loudness"), SR)
+    (result,) = predictor.predict([tmp_path / "long.wav"])
+    assert result.ok and result.segmented, result.error
+    assert min(s.end - s.start for s in result.segments) == pytest.approx(0.4)  # widened to what it needs

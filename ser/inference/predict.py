@@ -144,7 +144,9 @@ class Predictor:
             return
         source = [item.wave] if item.wave is not None else blocks(item.path, self.sample_rate, self.block_seconds)
         item.wave = None
-        for k, (span, wave) in enumerate(cut(source, item.planned, item.n, int(self.min_seconds * self.sample_rate))):
+        # windows are widened to what the chain can take (loudness normalisation: 0.4 s), never cut shorter
+        shortest = max(self.min_seconds, self.chain.min_seconds if self.chain else 0.0)
+        for k, (span, wave) in enumerate(cut(source, item.planned, item.n, int(shortest * self.sample_rate))):
             if self.chain:
                 try:
                     wave = self.chain(wave)

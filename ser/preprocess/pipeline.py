@@ -72,6 +72,13 @@ class Preprocessor:
             raise ValueError(f"preprocessing ({p.denoise} denoise) gave NaN or infinite samples")
         return wave
 
+    @property
+    def min_seconds(self) -> float:
+        """The shortest audio the chain takes: BS.1770's gating block under loudness normalisation, else 0."""
+        from ser.preprocess.loudness import BLOCK_SECONDS
+
+        return BLOCK_SECONDS if self.p.normalize == "loudness" else 0.0
+
     def identity(self) -> dict:
         """What decides the preprocessed audio: the settings that apply, model fingerprints, library versions."""
         return dict(self._identity)
