@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = ("data/raw/", "embeddings/cache/", "dvc.lock")  # a lock from another run would only confuse
+GIT_LOCATION = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
 
 
 def run(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> str:
@@ -27,7 +28,9 @@ def run(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> str:
     on timeout (or an interrupt) the whole process group is killed. Raises CommandError when it fails
     (``check``) or outlives ``timeout`` seconds.
     """
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    # git variables of a caller (a hook, `git bisect run`) would point the commands here at the caller's repository
+    inherited = {k: v for k, v in os.environ.items() if k not in GIT_LOCATION}
+    env = {**inherited, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org", "DVC_NO_ANALYTICS": "1"}
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:

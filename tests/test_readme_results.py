@@ -106,3 +106,17 @@ def test_a_run_of_some_corpora_tests_on_every_other_corpus_found(tmp_path):
     tests = next(s for s in run["sets"] if s.startswith("cross_corpus="))
     assert run["name"] == "ravdess-single"
     assert all(f"name: {c}" in tests for c in ("emovo", "nemo", "urdu")) and "name: ravdess" not in tests, tests
+
+
+def test_commands_in_a_workdir_never_reach_the_callers_repository(tmp_path, monkeypatch):
+    """Under `git bisect run` (or a hook) GIT_DIR names the caller's repository: a workdir's `git init` and
+    commits must still land in the workdir."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    run(caller, "git", "init", "-q")
+    monkeypatch.setenv("GIT_DIR", str(caller / ".git"))
+    work = tmp_path / "work"
+    work.mkdir()
+    run(work, "git", "init", "-q")
+    assert (work / ".git").is_dir()
+    assert "bare = true" not in (caller / ".git" / "config").read_text()
