@@ -166,12 +166,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def summarise(results: list, predictor, elapsed: float) -> None:
     """Log what the batch came to: files and audio predicted, failures, and ``unknown`` files and segments."""
+    from ser.inference.output import rejection_rule
+
     ok = [r for r in results if r.ok]
     segments = [s for r in ok if r.segmented for s in r.segments]
     log.info("predicted %d of %d files (%.1f s of audio) in %.2f s; %d failed; unknown: %d of %d files, %d of %d "
              "segments of the %d long files (unknown when %s)", len(ok), len(results), sum(r.duration for r in ok),
              elapsed, len(results) - len(ok), sum(r.unknown for r in ok), len(ok), sum(s.unknown for s in segments),
-             len(segments), sum(r.segmented for r in ok), predictor.rejection_rule())
+             len(segments), sum(r.segmented for r in ok),
+             rejection_rule(predictor.speech_threshold, predictor.card.novelty.method, predictor.threshold))
 
 
 if __name__ == "__main__":

@@ -618,8 +618,10 @@ def test_the_summary_counts_unknown_segments_not_only_files(caplog):
     long.segments = [Segment(0.0, 30.0, None, unknown=True), Segment(30.0, 60.0, None)]
     short = FileResult("short.wav", 2.0, unknown=True)
     with caplog.at_level(logging.INFO):
-        summarise([long, short], SimpleNamespace(rejection_rule=lambda: "a rule"), 1.0)
-    assert "unknown: 1 of 2 files, 1 of 2 segments of the 1 long files (unknown when a rule)" in caplog.text
+        summarise([long, short], SimpleNamespace(speech_threshold=0.5, threshold=float("inf"),
+                                                 card=SimpleNamespace(novelty=SimpleNamespace(method="knn"))), 1.0)
+    assert ("unknown: 1 of 2 files, 1 of 2 segments of the 1 long files (unknown when speech presence below 0.5)"
+            in caplog.text)
 
 
 def test_loudness_normalisation_never_gets_a_window_too_short_to_measure(trained, tmp_path):

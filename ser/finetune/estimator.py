@@ -37,8 +37,7 @@ from ser.models.classifiers.torch_training import (
 )
 
 log = logging.getLogger(__name__)
-# Part of every checkpoint key: raise it when a change to the training code makes earlier finished fits stale.
-FIT_VERSION = 2
+FIT_VERSION = 2  # in every checkpoint key: raise it when a training code change makes finished fits stale
 
 
 class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
@@ -100,9 +99,8 @@ class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
         return {"ser": s.alpha_ser, "asr": asr, "prosody": s.alpha_prosody or "off: finetune.alpha_prosody is 0"}
 
     def _fit_key(self, X, codes, transcripts, train, val, clip_ids, aug) -> str:
-        """Digest of what decides this fit (not where checkpoints live or which device runs it): the audio itself
-        (so preprocessing and augmentation are in it), the settings, seed, encoder weights, classes, rows and
-        splits, and FIT_VERSION."""
+        """Digest of what decides this fit (not where checkpoints live or the device): the audio itself (so its
+        preprocessing and augmentation), settings, seed, encoder weights, classes, rows, splits, FIT_VERSION."""
         s = self.params_.model_dump(exclude={"checkpoint_dir", "device"})
         rows = [str(clip_ids[i]) if clip_ids is not None else str(int(X.lengths[i])) for i in range(len(codes))]
         copies = [int(a) for a in aug] if aug is not None else [0] * len(codes)
@@ -213,13 +211,11 @@ class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
 
     def _finished(self, progress: dict, net) -> None:
         self.history_, self.best_epoch_ = progress["history"], progress["best_epoch"]
-        if self.vocab_:
-            left = len(progress.get("ctc_unalignable", []))
-            self.fit_facts_["ctc_unalignable"] = (f"{left} transcripts need more CTC frames than their audio gives: "
-                                                  "left out of the CTC loss" if left else "0")
-            if left:
-                log.warning("finetune: %d training transcripts need more CTC frames than their audio gives: left "
-                            "out of the CTC loss (fit_facts ctc_unalignable)", left)
+        left = len(progress.get("ctc_unalignable", []))
+        if self.vocab_:  # counted in cv.json, and a warning
+            self.fit_facts_["ctc_unalignable"] = f"{left} transcripts need more CTC frames than their audio gives: " \
+                "left out of the CTC loss" if left else "0"
+            (log.warning if left else log.debug)("finetune: ctc_unalignable: %d training transcripts", left)
         net.eval()
         best = self.history_[self.best_epoch_ - 1]["val_uar"] if self.history_ else None
         log.info("finetune: %d epochs, best epoch %d (validation UAR %s)", len(self.history_), self.best_epoch_,

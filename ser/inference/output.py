@@ -30,6 +30,13 @@ def verdict(proba: np.ndarray | None, novelty: float | None, unknown: bool, labe
             "speech": "" if speech is None else round(float(speech), 4)}
 
 
+def rejection_rule(speech_threshold: float | None, method: str, threshold: float) -> str:
+    """When predict calls a window ``unknown``, in words (``threshold``: inf where the novelty score only reports)."""
+    rules = ([f"speech presence below {speech_threshold:g}"] if speech_threshold is not None else []) + (
+        [f"{method} novelty above {threshold:.4g}"] if np.isfinite(threshold) else [])
+    return " or ".join(rules) or "never (no speech gate; the novelty score is reported only)"
+
+
 def rows(result: FileResult, labels: list[str]) -> list[dict]:
     """Flat rows: the utterance (segment 'all'), then each segment when the file was cut."""
     def row(segment: str, start: float, end: float, proba: np.ndarray | None, novelty: float | None,

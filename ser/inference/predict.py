@@ -253,12 +253,6 @@ class Predictor:
         result.unknown = self._rejects(result.novelty, result.speech)
         return result
 
-    def rejection_rule(self) -> str:
-        """When a window is ``unknown``, in words."""
-        rules = ([f"speech presence below {self.speech_threshold:g}"] if self.speech_threshold is not None else []) + (
-            [f"{self.card.novelty.method} novelty above {self.threshold:.4g}"] if np.isfinite(self.threshold) else [])
-        return " or ".join(rules) or "never (no speech gate; the novelty score is reported only)"
-
     def _rejects(self, novelty: float, speech: float | None) -> bool:
         """Unknown: unlike the training clips (novelty above the threshold) or not speech (trust.speech)."""
         return novelty > self.threshold or (speech is not None and speech < self.speech_threshold)
