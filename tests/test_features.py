@@ -2,6 +2,7 @@
 devices, missing models; and real Whisper-base on RAVDESS when the shared copy is present."""
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -219,6 +220,17 @@ def test_predict_loads_safetensors_weights_only(models, tmp_path):
         SslEncoder(str(pickled))
     with checkpoints.for_prediction():
         assert SslEncoder(str(models["wavlm"])).model is not None
+
+
+def test_predict_refuses_a_pickle_only_hub_model_without_asking_the_hub(monkeypatch, hub_calls, tmp_path):
+    import huggingface_hub
+
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, f, **k: str(tmp_path / f) if f == "pytorch_model.bin" else None)
+    with checkpoints.for_prediction(allow_download=True), pytest.raises(FeatureError, match="pickled pytorch_model"):
+        checkpoints.load_pretrained(lambda *a, **k: pytest.fail("loaded"), "owner/bin-only", weights=True)
+    assert hub_calls == [] and "DISABLE_SAFETENSORS_CONVERSION" not in os.environ
 
 
 def test_stage_fails_before_any_extraction(tmp_path, monkeypatch):

@@ -26,10 +26,32 @@ def for_prediction(allow_download: bool = False) -> Iterator[None]:
     """Load checkpoints as predict does: weights from safetensors files only (never a pickle), and from local
     files only unless ``allow_download``."""
     token = _PREDICT_DOWNLOADS.set(allow_download)
+    before = os.environ.get("DISABLE_SAFETENSORS_CONVERSION")
+    os.environ["DISABLE_SAFETENSORS_CONVERSION"] = "1"  # transformers would ask the hub to convert a .bin-only model
     try:
         yield
     finally:
         _PREDICT_DOWNLOADS.reset(token)
+        if before is None:
+            os.environ.pop("DISABLE_SAFETENSORS_CONVERSION", None)
+        else:
+            os.environ["DISABLE_SAFETENSORS_CONVERSION"] = before
+
+
+def _local_weights(name: str) -> str | None:
+    """'safetensors' or 'pickle': the format of the weights of folder or cached hub model ``name``; None if none."""
+    names = {"safetensors": ("model.safetensors", "model.safetensors.index.json"),
+             "pickle": ("pytorch_model.bin", "pytorch_model.bin.index.json")}
+    for kind, files in names.items():
+        if is_folder(name):
+            if any((Path(name).expanduser() / f).is_file() for f in files):
+                return kind
+        else:
+            from huggingface_hub import try_to_load_from_cache
+
+            if any(isinstance(try_to_load_from_cache(name, f), str) for f in files):
+                return kind
+    return None
 
 
 def is_folder(name: str) -> bool:
@@ -74,17 +96,17 @@ def load_pretrained(loader: Callable[..., T], name: str, weights: bool = False, 
     and the ``features.model: /path/to/local/folder`` alternative.
     """
     predicting = _PREDICT_DOWNLOADS.get()
-    if weights and predicting is not None:
-        kwargs["use_safetensors"] = True
     if _looks_like_path(name) and not is_folder(name):
         raise unavailable(name, "no such folder")
+    if weights and predicting is not None:
+        kwargs["use_safetensors"] = True
+        if _local_weights(name) == "pickle":
+            raise unavailable(name, "predict loads weights from safetensors files only, and this model's are a pickled "
+                                    "pytorch_model.bin; save a copy with save_pretrained (safetensors), train on that "
+                                    "copy (features.model) and predict with it")
     try:
         return loader(name, local_files_only=True, **kwargs)
     except (OSError, ValueError) as err:
-        if weights and predicting is not None and "safetensors" in str(err):
-            raise unavailable(name, "predict loads weights from safetensors files only, never a pickled "
-                                    "pytorch_model.bin; convert it (load, then save_pretrained) and train on that "
-                                    "copy") from None
         if is_folder(name):
             raise unavailable(name, f"the folder does not hold a complete model ({err})") from None
     if predicting is False:
