@@ -84,7 +84,7 @@ def test_transcripts_too_long_to_align_are_counted_not_zeroed_silently(whisper, 
     texts = texts.copy().astype(object)
     texts[0] = "yes " * 100  # 400 characters for one second of audio: no CTC alignment exists
     model = tuner(whisper, tmp_path, max_epochs=1, alpha_asr=1.0).fit(X, y, texts=texts)
-    assert model.fit_facts_["ctc_unalignable"].startswith("1 transcripts need more CTC frames")
+    assert model.fit_facts_["ctc_unalignable"].startswith("1 training rows (an augmented copy is a row)")
     assert np.isfinite(model.history_[0]["train_loss"])
     plain = tuner(whisper, tmp_path / "b", max_epochs=1, alpha_asr=1.0).fit(X, y, texts=corpus()[3])
     assert plain.fit_facts_["ctc_unalignable"] == "0"

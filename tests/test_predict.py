@@ -608,6 +608,16 @@ def test_an_interrupted_batch_keeps_the_files_it_finished(trained, tmp_path, mon
     assert "the 2 files finished are in" in caplog.text
 
 
+def test_partial_rows_go_into_an_output_folder_that_does_not_exist_yet(tmp_path):
+    from ser.inference.files import FileResult
+    from ser.inference.output import PartialRows
+
+    partial = PartialRows(tmp_path / "new" / "out.csv", ["happy", "sad"])
+    partial.add(FileResult("a.wav", 1.0, error="not decodable"))
+    partial.close()
+    assert pd.read_csv(partial.path)["path"].tolist() == ["a.wav"]
+
+
 def test_the_summary_counts_unknown_segments_not_only_files(caplog):
     from types import SimpleNamespace
 

@@ -38,7 +38,7 @@ def test_knn_is_the_kth_neighbour_distance_and_never_builds_the_whole_distance_m
     import tracemalloc
 
     rng = np.random.default_rng(0)
-    bank, queries = rng.normal(size=(4000, 8)), rng.normal(size=(4000, 8))
+    bank, queries = rng.normal(size=(4000, 32)), rng.normal(size=(4000, 32))  # 32 > 15: a brute-force search
     scorer = Novelty.fit("knn", bank, np.zeros(len(bank), int), k=3)
     Z = (queries[:50] - scorer.arrays["mean"]) / scorer.arrays["scale"]
     brute = np.sort(np.linalg.norm(Z[:, None] - scorer.arrays["bank"][None].astype(np.float64), axis=2), 1)[:, 2]

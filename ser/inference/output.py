@@ -99,6 +99,7 @@ class PartialRows:
     def __init__(self, output: str | Path, labels: list[str]):
         self.path = Path(f"{output}.partial.csv")
         self.labels, self.files = labels, 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "w", newline="")  # noqa: SIM115 - open for the whole batch
         self._writer = csv.DictWriter(self._file, fieldnames=fields(labels))
         self._writer.writeheader()

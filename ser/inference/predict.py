@@ -188,6 +188,9 @@ class Predictor:
         from ser.features.stream import embed_stream
         from ser.inference.files import header_seconds
 
+        if self.group_norm and not speakers:
+            raise ValueError(f"this model was trained with features.normalize: {self.group_norm}: give the files' "
+                             f"{'speakers' if self.group_norm == 'speaker' else 'recording set-up (--adapt)'}")
         pending: deque[Loaded] = deque()
         entries = collect(paths)
         bar = tqdm(total=header_seconds(entries), desc=f"{progress} ({len(entries)} files)", unit=" s audio",
@@ -208,28 +211,27 @@ class Predictor:
                 item.error = f"not readable a second time: {decode_error(err)}"
                 item.proba = [item.error if p is None else p for p in item.proba]
 
-        if self.group_norm and not speakers:
-            raise ValueError(f"this model was trained with features.normalize: {self.group_norm}: give the files' "
-                             f"{'speakers' if self.group_norm == 'speaker' else 'recording set-up (--adapt)'}")
         waiting: list[tuple[tuple, np.ndarray]] = []  # speaker normalisation: windows held until all are embedded
-        for batch in embed_stream(entries, self._read, windows, self.extractor, self.batch_seconds, self.workers):
-            # each window done moves the bar by its share of its file's duration (test-time copies: not again), up
-            # to the headers' total (a decoded length may differ from its header's by a few samples)
-            done = sum(key[0].duration / len(key[0].planned) for key in batch.keys if len(key) == 2)
-            bar.update(max(0.0, min(done, bar.total - bar.n)))
-            good = [i for i, r in enumerate(batch.results) if not isinstance(r, str)]
-            if self.group_norm:
-                waiting += [(batch.keys[i], batch.results[i]) for i in good]
-            elif good:
-                proba, novelty = self._classify(as_rows([batch.results[i] for i in good]))
-                for i, p, n in zip(good, proba, novelty):
-                    batch.results[i] = (p, float(n))
-            for key, result in zip(batch.keys, batch.results):
-                if not (self.group_norm and not isinstance(result, str)):
-                    self.tta.collect(key, result)
-            while pending and pending[0].complete:
-                yield self._result(pending.popleft())
-        bar.close()
+        try:
+            for batch in embed_stream(entries, self._read, windows, self.extractor, self.batch_seconds, self.workers):
+                # each window done moves the bar by its share of its file's duration (test-time copies: not again), up
+                # to the headers' total (a decoded length may differ from its header's by a few samples)
+                done = sum(key[0].duration / len(key[0].planned) for key in batch.keys if len(key) == 2)
+                bar.update(max(0.0, min(done, bar.total - bar.n)))
+                good = [i for i, r in enumerate(batch.results) if not isinstance(r, str)]
+                if self.group_norm:
+                    waiting += [(batch.keys[i], batch.results[i]) for i in good]
+                elif good:
+                    proba, novelty = self._classify(as_rows([batch.results[i] for i in good]))
+                    for i, p, n in zip(good, proba, novelty):
+                        batch.results[i] = (p, float(n))
+                for key, result in zip(batch.keys, batch.results):
+                    if not (self.group_norm and not isinstance(result, str)):
+                        self.tta.collect(key, result)
+                while pending and pending[0].complete:
+                    yield self._result(pending.popleft())
+        finally:
+            bar.close()
         if waiting:
             classify_by_group(self._classify, waiting, speakers, self.group_norm)
         while pending:

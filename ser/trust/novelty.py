@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,7 @@ class Novelty:
     method: str
     k: int = 10
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    _index: Any = field(default=None, init=False, repr=False, compare=False)  # knn: the bank's neighbours index
 
     @property
     def needs_vectors(self) -> bool:
@@ -85,7 +87,7 @@ class Novelty:
     def _neighbours(self):
         """The training bank's neighbours index (built once): queries are answered in chunks, never as a whole
         query x bank distance matrix."""
-        if not hasattr(self, "_index"):
+        if self._index is None:
             from sklearn.neighbors import NearestNeighbors
 
             bank = self.arrays["bank"].astype(np.float64)
