@@ -1,9 +1,9 @@
-"""Re-run the README's results rows and compare them with the committed metrics.
+"""Re-run the results rows of README.md and docs/ and compare them with the committed metrics.
 
     python -m reproduce --data ../shared/data/ravdess-speech-16k --whisper /tmp/whisper-base [--only ID ...]
     python -m reproduce --table corpora --data ../shared/data --whisper /tmp/whisper-base [--corpora C ...]
     python -m reproduce ... --update     # write the new metrics to reproduce/<table>/...
-    python -m reproduce --readme         # render the README tables from the committed files
+    python -m reproduce --readme         # render the results tables of README.md and docs/ from the committed files
 
 ``--table ravdess`` (the default) is the RAVDESS rows (``ravdess.yaml``; ``--data`` is the corpus folder);
 ``--table corpora`` every recipe of ``corpora.yaml`` on every corpus found in ``--data`` (the folder that
@@ -27,11 +27,10 @@ from pathlib import Path
 
 from ser.evaluation.metrics import HEADLINE
 
-from . import grid
-from .table import ROWS_FILE, load_rows, metrics_file, readme_table, replace_table
+from . import grid, render
+from .table import ROWS_FILE, load_rows, metrics_file
 from .workspace import ROOT, clone_worktree, run, source_commit, stages_run
 
-README = ROOT / "README.md"
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "xgboost", "librosa", "opensmile")
 
 
@@ -46,14 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpora", nargs="+", metavar="C", help="--table corpora: these corpora only")
     parser.add_argument("--workdir", type=Path, help="clone here and keep it (default: a temporary folder)")
     parser.add_argument("--update", action="store_true", help="write the new metrics as the committed ones")
-    parser.add_argument("--readme", action="store_true", help="render README.md's tables from the committed files")
+    parser.add_argument("--readme", action="store_true",
+                        help="render the results tables of README.md and docs/ from the committed files")
     args = parser.parse_args(argv)
     if args.readme:
-        spec = load_rows(ROWS_FILE)
-        text = replace_table(README.read_text(), spec["corpus"], readme_table(spec))
-        text = replace_table(text, "corpora", grid.grid_tables(grid.load_grid()))
-        README.write_text(replace_table(text, "crosscorpus", grid.matrix_tables(grid.load_grid(grid.CROSS_FILE))))
-        print("README.md: the ravdess, corpora and crosscorpus tables rendered from the committed files")
+        changed = render.render_all()
+        print(f"results tables rendered from the committed files; rewritten: "
+              f"{', '.join(str(p.relative_to(ROOT)) for p in changed) or 'none'}")
         return 0
     runs = _runs(parser, args)
     with tempfile.TemporaryDirectory() as tmp:

@@ -68,17 +68,42 @@ def _oracle(spec: dict, corpus: str) -> tuple[str, float] | None:
 def grid_tables(spec: dict) -> str:
     """Markdown: the corpora (with their protocol), UAR of every recipe on every corpus with the mean over the
     corpora that have all rows, and the wall time of each run."""
-    corpora = [c for c in spec["corpora"] if any(record(spec, c["id"], r["id"]) for r in spec["rows"])]
+    corpora = _corpora(spec)
     lines = ["| corpus | language | clips | speakers | classes | protocol |", "|---|---|---|---|---|---|"]
     for c in corpora:
         m = next(rec["metrics"] for r in spec["rows"] if (rec := record(spec, c["id"], r["id"])))
         x = m["context"]
         lines.append(f"| {c['name']} | {c['language']} | {x['clips']} | {x['speakers']} | {x['classes']} | "
                      f"{x['protocol']} |")
+    lines += ["", uar_table(spec)]
+    oracle = [_oracle(spec, c["id"]) for c in corpora]
+    if all(oracle) and oracle:
+        best = [f"{uar:.3f} ({rid.removeprefix('whisper-').removesuffix('-svm')})" for rid, uar in oracle]
+        mean = sum(uar for _, uar in oracle) / len(oracle)
+        lines.append("| *oracle: the best fixed layer + SVM of each corpus, picked on its test folds* | "
+                     + " | ".join(best) + f" | {mean:.3f} | (not a recipe: it peeks) |")
     names = [c["name"] for c in corpora]
-    lines += ["", "| recipe | " + " | ".join(names) + " | mean | command (after `$R`) |",
-              "|---|" + "---|" * (len(names) + 2)]
+    lines += ["", "| wall time of the run (s) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for row in spec["rows"]:
+        recs = [record(spec, c["id"], row["id"]) for c in corpora]
+        if any(recs):
+            lines.append(f"| {row['id']} | " + " | ".join(_time(r) for r in recs) + " |")
+    return "\n".join(lines)
+
+
+def headline_table(spec: dict) -> str:
+    """Markdown: UAR of the recipes ``spec['headline']`` names on every corpus (the README's results table)."""
+    return uar_table(spec, spec["headline"])
+
+
+def uar_table(spec: dict, row_ids: list[str] | None = None) -> str:
+    """Markdown: UAR of each recipe (all, or ``row_ids`` in their order) on every corpus, their mean where every
+    corpus has a record, and the command."""
+    corpora = _corpora(spec)
+    rows = spec["rows"] if row_ids is None else [next(r for r in spec["rows"] if r["id"] == i) for i in row_ids]
+    lines = ["| recipe | " + " | ".join(c["name"] for c in corpora) + " | mean | command (after `$R`) |",
+             "|---|" + "---|" * (len(corpora) + 2)]
+    for row in rows:
         recs = [record(spec, c["id"], row["id"]) for c in corpora]
         if not any(recs):
             continue
@@ -87,18 +112,11 @@ def grid_tables(spec: dict) -> str:
         prefix = "$W " if row.get("whisper") else ""
         command = f"`{prefix}{' '.join('-S ' + s for s in row['set'])}`"
         lines.append(f"| {row['recipe']} | " + " | ".join(cells) + f" | {mean} | {command} |")
-    oracle = [_oracle(spec, c["id"]) for c in corpora]
-    if all(oracle) and oracle:
-        best = [f"{uar:.3f} ({rid.removeprefix('whisper-').removesuffix('-svm')})" for rid, uar in oracle]
-        mean = sum(uar for _, uar in oracle) / len(oracle)
-        lines.append("| *oracle: the best fixed layer + SVM of each corpus, picked on its test folds* | "
-                     + " | ".join(best) + f" | {mean:.3f} | (not a recipe: it peeks) |")
-    lines += ["", "| wall time of the run (s) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for row in spec["rows"]:
-        recs = [record(spec, c["id"], row["id"]) for c in corpora]
-        if any(recs):
-            lines.append(f"| {row['id']} | " + " | ".join(_time(r) for r in recs) + " |")
     return "\n".join(lines)
+
+
+def _corpora(spec: dict) -> list[dict]:
+    return [c for c in spec["corpora"] if any(record(spec, c["id"], r["id"]) for r in spec["rows"])]
 
 
 def _time(rec: dict | None) -> str:

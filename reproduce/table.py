@@ -1,4 +1,4 @@
-"""The README's results table, rendered from the committed metrics of each row."""
+"""The RAVDESS results table (docs/results.md), rendered from the committed metrics of each row."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def replace_table(text: str, corpus: str, table: str) -> str:
     start, end = markers(corpus)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise ValueError(f"README.md has no {start} ... {end} block")
+        raise ValueError(f"the page has no {start} ... {end} block")
     return pattern.sub(lambda _: f"{start}\n{table}\n{end}", text)
 
 

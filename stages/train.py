@@ -9,7 +9,7 @@ corpora (``dataset: multi``) its ``corpus`` column, for leave-one-corpus-out fol
 import os
 
 # OpenMP threads (XGBoost, scikit-learn) sleep at barriers instead of spinning: 2% slower on an idle
-# machine, far faster on a busy one (benchmarks/README.md). Read when libgomp loads, so before any import.
+# machine, far faster on a busy one (docs/benchmarks.md). Read when libgomp loads, so before any import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ser.artifacts import read_json, read_table, write_csv, write_json

@@ -127,6 +127,7 @@ def test_offline_fails_fast_with_one_helpful_message(tmp_path, monkeypatch):
     message = str(err.value)
     assert f"{base}/api/tree" in message
     assert "data.dir" in message and "git lfs clone" in message
+    assert "dataset=synthetic" in message and "dataset=ravdess" in message and "docs/getting-started.md" in message
 
 
 def test_a_listing_error_names_the_reason(tmp_path):

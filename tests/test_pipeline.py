@@ -162,7 +162,7 @@ def test_ravdess_end_to_end(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_experiment_workflow(repo):
-    """Compare classifiers the way the README shows: exp run, exp show, metrics/plots diff, a queue."""
+    """Compare classifiers the way docs/experiments.md shows: exp run, exp show, metrics/plots diff, a queue."""
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=mlp", "-n", "try-mlp")
     assert stages_run(log) == {"route", "train", "crosstest", "evaluate", *LISTING}, log  # route: its output unchanged
     log = run(repo, "dvc", "exp", "run", *FAST, "-S", "classifier=xgboost", "-n", "try-xgb")

@@ -35,6 +35,7 @@ AUDIO_DIR = "AudioWAV"
 DEMOGRAPHICS = "VideoDemographics.csv"
 EXPECTED_CLIPS = 7442
 LAYOUT = "AudioWAV/AAAA_SSS_EEE_II.wav, e.g. AudioWAV/1001_DFA_ANG_XX.wav"
+DOCS = "docs/getting-started.md and docs/corpora/"
 LOCAL_COPY_HINT = (f"download CREMA-D elsewhere (git lfs clone https://github.com/{REPO}) and set data.dir "
                    f"in params.yaml to the folder holding {AUDIO_DIR}/ and {DEMOGRAPHICS}")
 
@@ -96,8 +97,10 @@ def _check_online(*urls: str) -> None:
         try:
             check_reachable(url)
         except DownloadError as exc:
-            raise DatasetError(f"cannot download CREMA-D: {exc}. Without internet access, "
-                               f"{LOCAL_COPY_HINT}") from exc
+            raise DatasetError(f"cannot download CREMA-D: {exc}. Without internet access, {LOCAL_COPY_HINT}; or try "
+                               f"the pipeline on generated audio (`dvc exp run -S dataset=synthetic -S "
+                               f"features.extractor=mfcc`, a minute), or on a corpus on disk (`-S dataset=ravdess|"
+                               f"emodb|tess|savee|emovo|nemo|urdu|folder -S data.dir=PATH`); see {DOCS}") from exc
 
 
 def _listing(api_url: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 Why not just ``umap.UMAP(random_state=seed).fit_transform(X)``: on 30 000 x 1024 with 2 cores that
 takes about two minutes, most of it in the approximate neighbour search (pynndescent) and in
-compiling it with numba; this takes under one (benchmarks/README.md, ## UMAP). PCA to 50 dims kept
+compiling it with numba; this takes under one (docs/benchmarks.md, ## UMAP). PCA to 50 dims kept
 ~97% of each point's 15 nearest neighbours on the benchmark's data, an exact neighbour search on 50
 dims takes seconds (BLAS, no compilation) and is deterministic, and UMAP gets the neighbours
 precomputed. ``random_state`` makes UMAP's layout single-threaded (its parallel SGD is not

@@ -4,7 +4,7 @@ that group's own statistics.
 Per feature, a group's rows have the mean and standard deviation of its original clips subtracted and
 divided out (augmented copies use their group's figures too). Per speaker it removes much of what tells
 voices apart; per corpus, what tells recording set-ups apart (level, microphone, room, language): a model
-trained on one corpus then labels another far better (README, cross-corpus). Both are **transductive**: the
+trained on one corpus then labels another far better (docs/other-recordings.md). Both are **transductive**: the
 test group's statistics come from its own (unlabelled) clips, so predict needs several recordings of a new
 speaker (``--speaker``) or a batch of recordings from one set-up (``--adapt``), and every number measured with
 it is labelled so (:data:`TRANSDUCTIVE`).

@@ -15,7 +15,7 @@ layer (no inner CV), ``concat`` feeds all blocks joined as one vector.
 
 Why the best 4 averaged, not the single best: on the four shared corpora the single best layer by inner CV
 lost to the best fixed layer by 0.01-0.14 UAR (a noisy choice on small corpora), while the average of the
-best 4 of 7 came within 0.01 of it or beat it on every corpus (``python -m reproduce --table corpora``, README).
+best 4 of 7 came within 0.01 of it or beat it on every corpus (``python -m reproduce --table corpora``, docs/results).
 """
 
 from __future__ import annotations

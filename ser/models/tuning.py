@@ -22,7 +22,7 @@ import os
 
 if __name__ == "__main__":  # a worker process, as stages/train.py
     # OpenMP threads (XGBoost, scikit-learn) sleep at barriers instead of spinning: 2% slower on an idle
-    # machine, far faster on a busy one (benchmarks/README.md). Read when libgomp loads, so before any import.
+    # machine, far faster on a busy one (docs/benchmarks.md). Read when libgomp loads, so before any import.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import hashlib

@@ -28,7 +28,7 @@ SPACE_VERSION = 1  # bump when space() changes, so old studies are not resumed
 class Params(Recipe):
     """params.yaml ``attentive``."""
 
-    # decided on the four shared corpora (README, Classifiers): early stopping on a validation split of a few
+    # decided on the four shared corpora (docs/classifiers.md): early stopping on a validation split of a few
     # speakers stopped at noise (URDU 0.62 against 0.72 without it, EMOVO 0.41 against 0.47), and a corpus of
     # a few hundred clips needs more than 25 epochs' steps: the whole warmup-cosine schedule, at least 1000 steps
     validation_fraction: float = Field(0.0, ge=0, lt=0.5, description="of the training speakers, for early stopping "
