@@ -1,6 +1,6 @@
 """Open-set rejection: does a model reject non-speech and keep the speech of speakers and studios it never heard?
 
-    python benchmarks/bench_trust.py corpora --data ../shared/data --whisper /tmp/whisper-base
+    python benchmarks/bench_trust.py corpora --data ../shared/data --whisper /tmp/whisper-base [--set KEY=VALUE ...]
     python benchmarks/bench_trust.py actors --data ../shared/data/ravdess-speech-16k [--whisper /tmp/whisper-base]
 
 ``corpora`` (the defaults of params.yaml: Whisper-base, every layer, the layer choice, the SVM, trust.speech and
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -164,10 +165,18 @@ COMMON = ["angry", "happy", "neutral", "sad"]  # the classes every shared corpus
 SHARED = {"ravdess": "ravdess-speech-16k", "emovo": "emovo-16k", "nemo": "nemo-16k", "urdu": "urdu-16k"}
 
 
-def corpus_params(name: str, data: Path, whisper: Path, pool: list[str] | None = None) -> Params:
-    """params.yaml's defaults on Whisper-base, no augmentation, for corpus ``name`` or the corpora ``pool`` pooled
-    (leave-one-corpus-out)."""
+def corpus_params(name: str, data: Path, whisper: Path, pool: list[str] | None = None,
+                  sets: list[str] = ()) -> Params:
+    """params.yaml's defaults on Whisper-base, no augmentation, with ``sets`` (``KEY=VALUE``, as ``dvc exp run -S``),
+    for corpus ``name`` or the corpora ``pool`` pooled (leave-one-corpus-out)."""
     base = load_params(ROOT / "params.yaml").model_dump()
+    for item in sets:
+        key, value = item.split("=", 1)
+        *path, last = key.split(".")
+        node = base
+        for part in path:
+            node = node[part]
+        node[last] = yaml.safe_load(value)
     base["augment"] = {**base["augment"], "n_augmentations": 0}
     base["features"] = {**base["features"], "extractor": "whisper", "model": str(whisper)}
     if pool:
@@ -199,9 +208,11 @@ def rejection(name: str, params: Params, work: Path, cache: Path, files: dict[st
     present = np.array([ok[p].speech for p in outside]), np.array([ok[p].speech for p in inside])
     scores = np.array([ok[p].novelty for p in outside]), np.array([ok[p].novelty for p in inside])
     rejected = {corpus: np.mean([ok[p].unknown for p in paths if p in ok]) for corpus, paths in others.items()}
+    medians = {corpus: np.median([ok[p].novelty for p in paths if p in ok]) for corpus, paths in others.items()}
     print(f"| {name} | {novelty['threshold_from']}: {'rejects' if novelty['applies'] else 'reported only'} | "
           f"{np.mean([ok[p].unknown for p in outside]):.0%} | {auroc(-present[0], -present[1]):.3f} | "
-          f"{auroc(*scores):.3f} | " + " | ".join(f"{c}: {r:.1%}" for c, r in rejected.items()) + " |", flush=True)
+          f"{auroc(*scores):.3f} | " + " | ".join(f"{c}: {r:.1%}" for c, r in rejected.items()) + " | "
+          f"{novelty['threshold']:.3g} | " + ", ".join(f"{c} {m:.3g}" for c, m in medians.items()) + " |", flush=True)
 
 
 def corpora(args: argparse.Namespace) -> None:
@@ -211,19 +222,20 @@ def corpora(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     sample = {}
     for c in found:
-        paths = prepare(corpus_params(c, args.data, args.whisper))[0]["path"].to_numpy()
+        paths = prepare(corpus_params(c, args.data, args.whisper, sets=args.set))[0]["path"].to_numpy()
         sample[c] = sorted(rng.choice(paths, min(args.per_corpus, len(paths)), replace=False))
     print(f"{len(files)} non-speech files ({', '.join(KINDS)}); {args.per_corpus} clips of each other corpus\n"
           "| trained on | novelty threshold | non-speech rejected | AUROC, speech presence | AUROC, novelty | "
-          "other corpora's speech rejected |\n|---|---|---|---|---|---|", flush=True)
+          "other corpora's speech rejected | threshold | median novelty of the other corpora |\n"
+          "|---|---|---|---|---|---|---|---|", flush=True)
     cache = work / "cache"
     for c in found:
-        rejection(c, corpus_params(c, args.data, args.whisper), work / c, cache, files,
+        rejection(c, corpus_params(c, args.data, args.whisper, sets=args.set), work / c, cache, files,
                   {o: sample[o] for o in found if o != c})
     for c in found:
         rest = [o for o in found if o != c]
         if len(rest) >= 2:
-            rejection(f"{' + '.join(rest)} (pooled)", corpus_params(c, args.data, args.whisper, rest),
+            rejection(f"{' + '.join(rest)} (pooled)", corpus_params(c, args.data, args.whisper, rest, args.set),
                       work / f"pool-{c}", cache, files, {c: sample[c]})
 
 
@@ -236,6 +248,8 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=20, help="generated files per kind of non-speech")
     parser.add_argument("--per-corpus", type=int, default=200, help="corpora: clips of each other corpus predicted")
     parser.add_argument("--workdir", type=Path, help="feature caches and models (default: a temp folder)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="corpora: a params override, as dvc exp run -S (e.g. preprocess.vad=silero); repeatable")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.mode == "corpora":

@@ -172,16 +172,15 @@ class Predictor:
     def predict(self, paths: Iterable[str | Path], speakers: str | dict[str, str] | None = None,
                 progress: str = "predict") -> Iterator[FileResult]:
         """One FileResult per input file (folders expanded), in input order, as soon as it is complete; a
-        progress bar named ``progress`` counts the audio seconds done.
+        progress bar named ``progress`` counts the audio seconds done (none when ``progress`` is empty).
 
-        Files go through ``ser.features.stream.embed_stream`` (the extract stage's loop): the first pass runs
-        ahead on reader threads, windows are cut as the batches need them, batched by similar
-        length with at most ``batch_seconds`` of padded audio per ``extractor.transform`` call.
-        A speaker-normalised model (``features.normalize: speaker``) needs ``speakers``: one name for all
-        files, or {resolved path: speaker}; its files are classified once every window is embedded, each
-        speaker's windows standardised with that speaker's statistics. A corpus-normalised one (``corpus``)
-        takes the batch's recording set-up as ``speakers`` (one name: all files together, at least
-        ``speaker_norm.MIN_CLIPS['corpus']`` windows; or {path: set-up}).
+        Files go through ``ser.features.stream.embed_stream`` (the extract stage's loop): reader threads run the first
+        pass ahead; windows are cut as batches need them, by length, ``batch_seconds`` of padded audio per batch.
+        A speaker-normalised model (``features.normalize: speaker``) needs ``speakers``: one name for all files, or
+        {resolved path: speaker}; its files are classified once every window is embedded, each speaker's windows
+        standardised with that speaker's statistics. A corpus-normalised one (``corpus``) takes the batch's
+        recording set-up as ``speakers`` (one name: all files, at least ``speaker_norm.MIN_CLIPS['corpus']``
+        windows; or {path: set-up}).
         """
         from tqdm import tqdm
 
@@ -194,7 +193,8 @@ class Predictor:
         pending: deque[Loaded] = deque()
         entries = collect(paths)
         bar = tqdm(total=header_seconds(entries), desc=f"{progress} ({len(entries)} files)", unit=" s audio",
-                   mininterval=2.0, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}{unit} [{elapsed}<{remaining}]")
+                   mininterval=2.0, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}{unit} [{elapsed}<{remaining}]",
+                   disable=not progress)
 
         def windows(entry: tuple[str, str], item: Loaded | Exception) -> Iterator[tuple[tuple, np.ndarray]]:
             if isinstance(item, Exception):  # _read reports problems itself; this is a bug guard

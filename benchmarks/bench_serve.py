@@ -1,0 +1,95 @@
+"""Latency and throughput of ``python -m stages.serve`` for one clip, over real HTTP on 127.0.0.1.
+
+    python benchmarks/bench_serve.py --models models --clip clip.wav [--requests 100] [--concurrency 1 8 32]
+
+Starts the server (the same command a user runs), waits for ``/health``, warms it with 3 requests, then for
+each concurrency level sends ``--requests`` uploads of ``--clip`` from that many client threads and prints
+p50 / p95 latency (upload to answer) and requests per second. The first level, 1, is the latency of a
+request alone; higher levels show what batching concurrent requests buys. Client and server share the
+machine's cores: on 2 cores read the figures as a lower bound of a dedicated server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import requests
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests")]
+
+from http_server import unused_port  # noqa: E402
+
+
+def start(models: Path, port: int, log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:  # the server's output (a pipe could fill up and stall it)
+        server = subprocess.Popen([sys.executable, "-m", "stages.serve", "--models", str(models), "--port",
+                                   str(port), "--max-pending", "1024"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                return server
+        except requests.ConnectionError:
+            pass
+        if server.poll() is not None:
+            break
+        time.sleep(0.5)
+    server.kill()
+    raise SystemExit(f"the server did not start: {log.read_text()[-2000:]}")
+
+
+def one(url: str, data: bytes, name: str) -> float:
+    start = time.perf_counter()
+    response = requests.post(f"{url}/predict", files={"file": (name, data)}, timeout=600)
+    if response.status_code != 200:
+        raise SystemExit(f"HTTP {response.status_code}: {response.text}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=Path, required=True, help="a trained models folder")
+    ap.add_argument("--clip", type=Path, required=True, help="the audio file every request uploads")
+    ap.add_argument("--requests", type=int, default=100, help="requests per concurrency level")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    args = ap.parse_args()
+    data, info = args.clip.read_bytes(), sf.info(str(args.clip))
+    port = unused_port()
+    server = start(args.models, port, Path(tempfile.gettempdir()) / f"bench-serve-{port}.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(3):
+            one(url, data, args.clip.name)
+        print(f"{args.models}: {requests.get(f'{url}/model', timeout=10).json()['classifier']} on "
+              f"{requests.get(f'{url}/model', timeout=10).json()['identity'].get('extractor')}; clip {args.clip.name}, "
+              f"{info.duration:.2f} s\n| concurrent clients | requests | p50 latency (s) | p95 latency (s) | "
+              "requests/s | audio s/s |\n|---|---|---|---|---|---|", flush=True)
+        for clients in args.concurrency:
+            before = requests.get(f"{url}/health", timeout=10).json()["batches"]
+            start_time = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                latency = np.array(list(pool.map(lambda _: one(url, data, args.clip.name), range(args.requests))))
+            wall = time.perf_counter() - start_time
+            batches = requests.get(f"{url}/health", timeout=10).json()["batches"] - before
+            print(f"| {clients} | {args.requests} ({batches} batches) | {np.percentile(latency, 50):.3f} | "
+                  f"{np.percentile(latency, 95):.3f} | {args.requests / wall:.1f} | "
+                  f"{args.requests * info.duration / wall:.1f} |", flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+if __name__ == "__main__":
+    main()
