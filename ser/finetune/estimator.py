@@ -213,9 +213,8 @@ class FineTuner(FromLogits, ClassifierMixin, BaseEstimator):
         self.history_, self.best_epoch_ = progress["history"], progress["best_epoch"]
         left = len(progress.get("ctc_unalignable", []))
         if self.vocab_:  # counted in cv.json, and a warning
-            self.fit_facts_["ctc_unalignable"] = (f"{left} training rows (an augmented copy is a row) have a "
-                                                  "transcript that needs more CTC frames than their audio gives: "
-                                                  "left out of the CTC loss") if left else "0"
+            why = "rows (an augmented copy is a row) whose transcript needs more CTC frames than their audio gives"
+            self.fit_facts_["ctc_unalignable"] = f"{left} training {why}: not in the CTC loss" if left else "0"
             (log.warning if left else log.debug)("finetune: ctc_unalignable: %d training rows", left)
         net.eval()
         best = self.history_[self.best_epoch_ - 1]["val_uar"] if self.history_ else None
