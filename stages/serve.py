@@ -1,7 +1,7 @@
 """serve: a trained models folder behind HTTP (``ser.inference.service``).
 
     python -m stages.serve [--models models] [--host 127.0.0.1] [--port 8000] [--max-mb 50] [--max-seconds 600]
-        [--max-pending 64] [--max-batch 16]
+        [--max-pending 64] [--max-batch 16] [--wait-seconds 600]
 
     curl -F file=@clip.wav http://127.0.0.1:8000/predict
     curl --data-binary @clip.pcm -H 'Content-Type: application/octet-stream' 'http://127.0.0.1:8000/predict?rate=16000'
@@ -29,13 +29,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-seconds", type=float, default=600.0,
                     help="longest audio in seconds (default: 600; longer: 413)")
     ap.add_argument("--max-pending", type=int, default=64,
-                    help="files that may wait to be predicted (default: 64; more: 503 with Retry-After)")
+                    help="requests in the service at once, being received or waiting (default: 64; more: 503 with "
+                         "Retry-After)")
+    ap.add_argument("--wait-seconds", type=float, default=600.0,
+                    help="longest a request waits for its prediction (default: 600; longer: 504)")
     ap.add_argument("--max-batch", type=int, default=16, help="files predicted together (default: 16)")
     ap.add_argument("--device", help="neural extractors: auto | cuda | mps | cpu (default: as in training)")
     ap.add_argument("--encoder", metavar="PATH", help="the training encoder's folder, when it has moved")
     ap.add_argument("--workers", type=int, default=2, help="audio reader threads (default: 2)")
     args = ap.parse_args(argv)
-    for name in ("max_mb", "max_seconds", "max_pending", "max_batch", "workers"):
+    for name in ("max_mb", "max_seconds", "max_pending", "max_batch", "wait_seconds", "workers"):
         if getattr(args, name) <= 0:
             ap.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     return args
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from ser.inference.predict import Predictor
     from ser.inference.service import Limits, create_app
 
-    limits = Limits(int(args.max_mb * 2**20), args.max_seconds, args.max_pending, args.max_batch)
+    limits = Limits(int(args.max_mb * 2**20), args.max_seconds, args.max_pending, args.max_batch, args.wait_seconds)
     try:
         predictor = Predictor.load(args.models, device=args.device, encoder=args.encoder, workers=args.workers)
         app = create_app(predictor, limits)

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
+import uvicorn
 from http_server import unused_port
 from trained_fixtures import train_models
 
@@ -22,7 +24,7 @@ from ser.corpora import synthetic
 from ser.inference.files import FileResult
 from ser.inference.output import as_json
 from ser.inference.predict import Predictor
-from ser.inference.service import Batcher, Limits, QueueFull
+from ser.inference.service import Limits, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -132,30 +134,88 @@ def test_bad_input_gets_predicts_reason_as_a_4xx(served, tmp_path):
     assert requests.get(f"{served.url}/health", timeout=10).json()["status"] == "ok"  # still serving
 
 
-def test_the_queue_is_bounded():
-    """One batch in the worker, one file waiting (max_pending 1): the next is refused, not queued."""
-    release = threading.Event()
+class Stub:
+    """A predictor that answers every file with the same probabilities, fails on a file that begins with BAD, and
+    waits for ``release`` first when told to."""
 
-    class Slow:
-        def predict(self, paths, progress=""):
-            release.wait(30)
-            return [FileResult(p) for p in paths]
+    group_norm, labels = None, ["happy", "sad"]
+    card = SimpleNamespace(model_dump=lambda mode: {"labels": ["happy", "sad"]})
 
-    batcher = Batcher(Slow(), Limits(max_pending=1, max_batch=1))
-    first = batcher.submit("a")
-    deadline = time.monotonic() + 10
-    while batcher.jobs.qsize() and time.monotonic() < deadline:  # the worker takes "a" and blocks
-        time.sleep(0.01)
-    second = batcher.submit("b")
-    with pytest.raises(QueueFull, match="1 files are waiting"):
-        batcher.submit("c")
-    release.set()
-    assert first.result(timeout=10).path == "a" and second.result(timeout=10).path == "b"
+    def __init__(self, wait: bool = False):
+        self.release = threading.Event()
+        if not wait:
+            self.release.set()
+
+    def predict(self, paths, progress=""):
+        self.release.wait(30)
+        if any(Path(p).read_bytes().startswith(b"BAD") for p in paths):
+            raise RuntimeError("the model broke")
+        return [FileResult(p, 1.0, proba=np.array([0.75, 0.25]), novelty=0.0) for p in paths]
+
+
+@contextmanager
+def serving(predictor, **limits):
+    """``create_app(predictor)`` behind uvicorn on a free port of 127.0.0.1, in a thread of this process."""
+    port = unused_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(predictor, Limits(**limits)), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def upload(url: str, name: str, data: bytes = b"RIFF") -> requests.Response:
+    return requests.post(f"{url}/predict", files={"file": (name, data)}, timeout=60)
+
+
+def test_a_failing_batch_fails_its_requests_and_the_service_goes_on():
+    with serving(Stub()) as url:
+        assert upload(url, "bad.wav", b"BAD").status_code == 500
+        good = upload(url, "good.wav")
+        assert good.status_code == 200 and good.json()["predicted"] == "happy"
+        assert requests.get(f"{url}/health", timeout=10).json()["status"] == "ok"
+
+
+def test_requests_beyond_max_pending_get_503_and_none_waits_past_wait_seconds():
+    stub = Stub(wait=True)
+    with serving(stub, max_pending=2, wait_seconds=3) as url, ThreadPoolExecutor(2) as pool:
+        waiting = [pool.submit(upload, url, f"{i}.wav") for i in range(2)]
+        deadline = time.monotonic() + 10
+        while requests.get(f"{url}/health", timeout=10).json()["admitted"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = upload(url, "third.wav")
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert [f.result(timeout=30).status_code for f in waiting] == [504, 504]
+        stub.release.set()
+        assert upload(url, "later.wav").status_code == 200
+
+
+def test_no_upload_is_read_past_the_limit_chunked_or_not():
+    def chunks(n: int):
+        for _ in range(n):
+            yield b"\x00" * 2**16
+
+    with serving(Stub(), max_bytes=2**20) as url:
+        raw = requests.post(f"{url}/predict?rate=16000", data=chunks(64), timeout=60,
+                            headers={"Content-Type": "application/octet-stream"})  # chunked: no Content-Length
+        assert raw.status_code == 413 and "over the limit" in raw.json()["detail"]
+        form = requests.post(f"{url}/predict", data=chunks(64), timeout=60,
+                             headers={"Content-Type": "multipart/form-data; boundary=x"})
+        assert form.status_code == 411
+        small = requests.post(f"{url}/predict?rate=16000", data=chunks(2), timeout=60,
+                              headers={"Content-Type": "application/octet-stream"})
+        assert small.status_code == 200, small.text
 
 
 def test_a_model_that_needs_a_batch_is_refused_at_start(served):
-    from ser.inference.service import create_app
-
     predictor = Predictor.load(served.models)
     predictor.group_norm = "corpus"
     with pytest.raises(ValueError, match="features.normalize: corpus"):
