@@ -24,7 +24,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m stages.serve", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="models", help="trained model folder (default: models)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     ap.add_argument("--max-mb", type=float, default=50.0, help="largest upload in MB (default: 50; larger: 413)")
     ap.add_argument("--max-seconds", type=float, default=600.0,
                     help="longest audio in seconds (default: 600; longer: 413)")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shipped import shipped_params
 
 from ser.config import Params, load_params
 from ser.errors import ConfigError
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, **overrides) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load(shipped_params(tmp_path).read_text())
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split("__")
@@ -25,8 +26,9 @@ def write(tmp_path: Path, **overrides) -> Path:
     return path
 
 
-def test_repository_params_are_valid():
-    params = load_params(ROOT / "params.yaml")
+def test_repository_params_are_valid(tmp_path):
+    load_params(ROOT / "params.yaml")  # the workspace copy, whatever dvc exp run -S left in it
+    params = load_params(shipped_params(tmp_path))  # the defaults as committed
     assert params.dataset == "cremad"
     assert params.cv.folds == 5 and params.cv.group_by == "speaker"
 

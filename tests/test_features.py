@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import torch
 from model_fixtures import tiny_hubert, tiny_wavlm, tiny_whisper
-from shared_paths import ROOT, SHARED_RAVDESS, WHISPER_TOOL
+from shared_paths import SHARED_RAVDESS, WHISPER_TOOL
+from shipped import shipped_params
 
 from ser import features
 from ser.config import Params, load_params
@@ -48,8 +49,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
-def test_defaults_are_wavlm_large():
-    f = load_params(ROOT / "params.yaml").features
+def test_defaults_are_wavlm_large(tmp_path):
+    f = load_params(shipped_params(tmp_path)).features
     assert (f.extractor, f.model) == ("ssl", "microsoft/wavlm-large")
     assert Params().features.model == "microsoft/wavlm-large"
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import soundfile as sf
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from ser.inference.output import as_json
 
