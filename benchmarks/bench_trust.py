@@ -211,7 +211,7 @@ def rejection(name: str, params: Params, work: Path, cache: Path, files: dict[st
     medians = {corpus: np.median([ok[p].novelty for p in paths if p in ok]) for corpus, paths in others.items()}
     print(f"| {name} | {novelty['threshold_from']}: {'rejects' if novelty['applies'] else 'reported only'} | "
           f"{np.mean([ok[p].unknown for p in outside]):.0%} | {auroc(-present[0], -present[1]):.3f} | "
-          f"{auroc(*scores):.3f} | " + " | ".join(f"{c}: {r:.1%}" for c, r in rejected.items()) + " | "
+          f"{auroc(*scores):.3f} | " + ", ".join(f"{c}: {r:.1%}" for c, r in rejected.items()) + " | "
           f"{novelty['threshold']:.3g} | " + ", ".join(f"{c} {m:.3g}" for c, m in medians.items()) + " |", flush=True)
 
 
