@@ -12,7 +12,6 @@ machine's cores: on 2 cores read the figures as a lower bound of a dedicated ser
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,25 +25,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests")]
 
-from http_server import unused_port  # noqa: E402
-
-
-def start(models: Path, port: int, log: Path) -> subprocess.Popen:
-    with open(log, "w") as out:  # the server's output (a pipe could fill up and stall it)
-        server = subprocess.Popen([sys.executable, "-m", "stages.serve", "--models", str(models), "--port",
-                                   str(port), "--max-pending", "1024"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
-                return server
-        except requests.ConnectionError:
-            pass
-        if server.poll() is not None:
-            break
-        time.sleep(0.5)
-    server.kill()
-    raise SystemExit(f"the server did not start: {log.read_text()[-2000:]}")
+from http_server import stages_serve  # noqa: E402
 
 
 def one(url: str, data: bytes, name: str) -> float:
@@ -63,14 +44,12 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     args = ap.parse_args()
     data, info = args.clip.read_bytes(), sf.info(str(args.clip))
-    port = unused_port()
-    server = start(args.models, port, Path(tempfile.gettempdir()) / f"bench-serve-{port}.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
+    log = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "server.log"
+    with stages_serve(args.models, log, "--max-pending", "1024", start_seconds=300) as url:
         for _ in range(3):
             one(url, data, args.clip.name)
-        print(f"{args.models}: {requests.get(f'{url}/model', timeout=10).json()['classifier']} on "
-              f"{requests.get(f'{url}/model', timeout=10).json()['identity'].get('extractor')}; clip {args.clip.name}, "
+        card = requests.get(f"{url}/model", timeout=10).json()
+        print(f"{args.models}: {card['classifier']} on {card['identity'].get('extractor')}; clip {args.clip.name}, "
               f"{info.duration:.2f} s\n| concurrent clients | requests | p50 latency (s) | p95 latency (s) | "
               "requests/s | audio s/s |\n|---|---|---|---|---|---|", flush=True)
         for clients in args.concurrency:
@@ -83,12 +62,6 @@ def main() -> None:
             print(f"| {clients} | {args.requests} ({batches} batches) | {np.percentile(latency, 50):.3f} | "
                   f"{np.percentile(latency, 95):.3f} | {args.requests / wall:.1f} | "
                   f"{args.requests * info.duration / wall:.1f} |", flush=True)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 if __name__ == "__main__":

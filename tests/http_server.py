@@ -11,11 +11,15 @@ from __future__ import annotations
 import io
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -188,3 +192,36 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             return status
 
     return Handler
+
+
+@contextmanager
+def stages_serve(models: Path, log: Path, *options: str, start_seconds: float = 120) -> Iterator[str]:
+    """``python -m stages.serve --models models`` on a free port of 127.0.0.1 (its output in ``log``: a pipe could
+    fill up and stall it), its URL once ``/health`` answers; stopped on exit. Every wait is bounded."""
+    import requests
+
+    port = unused_port()
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "stages.serve", "--models", str(models), "--port", str(port),
+                                   *options], cwd=Path(__file__).resolve().parents[1], stdout=out,
+                                  stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_seconds
+        while True:
+            try:
+                if requests.get(f"{url}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not come up: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)

@@ -2,8 +2,6 @@
 starts (every wait bounded), and the bounded queue of ser.inference.service."""
 
 import io
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +14,7 @@ import pytest
 import requests
 import soundfile as sf
 import uvicorn
-from http_server import unused_port
+from http_server import stages_serve, unused_port
 from trained_fixtures import train_models
 
 from ser.config import Params
@@ -42,30 +40,8 @@ def served(tmp_path_factory):
                                     "augment": {"n_augmentations": 0}})
     held = clips["speaker"].isin(["spk06", "spk07"]).to_numpy()
     train_models(tmp, clips[~held].reset_index(drop=True), params)
-    port = unused_port()
-    log = open(tmp / "server.log", "w")  # noqa: SIM115 - the server's output, read on failure (a pipe could fill up)
-    server = subprocess.Popen([sys.executable, "-m", "stages.serve", "--models", str(tmp / "models"), "--port",
-                               str(port), "--max-mb", "1", "--max-seconds", "20"], cwd=ROOT,
-                              stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"the server did not come up: {(tmp / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield SimpleNamespace(url=url, models=tmp / "models", files=sorted(clips.loc[held, "path"]), tmp=tmp)
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    with stages_serve(tmp / "models", tmp / "server.log", "--max-mb", "1", "--max-seconds", "20") as url:
+        yield SimpleNamespace(url=url, models=tmp / "models", files=sorted(clips.loc[held, "path"]), tmp=tmp)
 
 
 def post_file(url: str, path: Path, name: str | None = None) -> requests.Response:

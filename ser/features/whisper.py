@@ -60,8 +60,7 @@ class WhisperEncoder(encoder.NeuralEncoder):
         self.indices, self.average = encoder.select_layers(layers, self.n_states)
         self.depth = n_layers if self.average else max(self.indices)
         with _quiet_if_encoder_only(model):
-            whole = checkpoints.load_pretrained(WhisperModel.from_pretrained, model, weights=True,
-                                                       dtype=self.dtype)
+            whole = checkpoints.load_pretrained(WhisperModel.from_pretrained, model, weights=True, dtype=self.dtype)
         self.encoder = whole.get_encoder().to(self.device).eval()
         del whole  # the decoder is never used
         log.info("%s encoder (%d layers, running %d) on %s, %s", model, n_layers, self.depth, self.device,

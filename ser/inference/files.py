@@ -67,16 +67,19 @@ def collect(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
     return out
 
 
-def header_seconds(entries: list[tuple[str, str]]) -> float:
-    """The audio seconds of the readable ``(path, error)`` entries, from their headers (nothing decoded)."""
+def header_duration(path: str | Path) -> float | None:
+    """A file's audio seconds from its header (nothing decoded); None when the header cannot be read (the file
+    is reported when it is read)."""
     import soundfile as sf
 
-    total = 0.0
-    for path, error in entries:
-        if not error:
-            with contextlib.suppress(Exception):  # an unreadable file is reported when it is read
-                total += sf.info(path).duration
-    return total
+    with contextlib.suppress(Exception):  # libsndfile raises several types for bad input
+        return sf.info(str(path)).duration
+    return None
+
+
+def header_seconds(entries: list[tuple[str, str]]) -> float:
+    """The audio seconds of the readable ``(path, error)`` entries, from their headers."""
+    return sum(d for path, error in entries if not error and (d := header_duration(path)) is not None)
 
 
 @dataclass

@@ -192,9 +192,9 @@ class Predictor:
                              f"{'speakers' if self.group_norm == 'speaker' else 'recording set-up (--adapt)'}")
         pending: deque[Loaded] = deque()
         entries = collect(paths)
-        bar = tqdm(total=header_seconds(entries), desc=f"{progress} ({len(entries)} files)", unit=" s audio",
-                   mininterval=2.0, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}{unit} [{elapsed}<{remaining}]",
-                   disable=not progress)
+        bar = tqdm(total=header_seconds(entries) if progress else 0, desc=f"{progress} ({len(entries)} files)",
+                   unit=" s audio", mininterval=2.0, disable=not progress,
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}{unit} [{elapsed}<{remaining}]")
 
         def windows(entry: tuple[str, str], item: Loaded | Exception) -> Iterator[tuple[tuple, np.ndarray]]:
             if isinstance(item, Exception):  # _read reports problems itself; this is a bug guard

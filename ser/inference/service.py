@@ -30,6 +30,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ser.inference.files import header_duration
 from ser.inference.output import as_json
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,9 @@ def pcm_to_wav(raw: Path, rate: int) -> Path:
 def too_long(path: Path, max_seconds: float) -> str:
     """Predict's reason when the file's header says it is longer than ``max_seconds`` ('' when it is not, or when
     the header cannot tell: predict then decides)."""
-    try:
-        info = sf.info(str(path))
-    except Exception:  # noqa: BLE001 - undecodable: predict gives the reason
-        return ""
-    seconds = info.frames / info.samplerate if info.samplerate else 0.0
-    return f"too long: {seconds:.1f} s > the service's limit of {max_seconds:g} s" if seconds > max_seconds else ""
+    seconds = header_duration(path)
+    return f"too long: {seconds:.1f} s > the service's limit of {max_seconds:g} s" \
+        if seconds is not None and seconds > max_seconds else ""
 
 
 def create_app(predictor, limits: Limits = Limits()) -> FastAPI:
