@@ -1,6 +1,7 @@
 """predict: audio files/folders -> emotion per file (and per segment of long recordings).
 
     python -m stages.predict clip.wav recordings/ [--models models] [--output out.csv|out.json]
+        [--models models.onnx [--precision int8]]  # an exported ONNX bundle (python -m stages.export)
         [--encoder PATH]  # the encoder folder of training, when it has moved
         [--denoiser PATH]  # the Demucs checkpoint of training (preprocess.denoise: demucs), when it has moved
         [--speaker NAME | --speakers speakers.csv]  # models trained with features.normalize: speaker
@@ -37,7 +38,7 @@ def positive(text: str) -> float:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m stages.predict", description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders (searched recursively)")
-    ap.add_argument("--models", default="models", help="trained model folder (default: models)")
+    ap.add_argument("--models", default="models", help="trained model folder or exported ONNX bundle (default: models)")
     ap.add_argument("--output", "-o", help="write results to a .csv or .json file")
     ap.add_argument("--segment-seconds", type=positive, default=None,
                     help="window for long recordings (default: the longest training clip)")
@@ -56,6 +57,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--allow-download", action="store_true",
                     help="a model trained on a hub encoder id: fetch the encoder from the Hugging Face hub when it "
                          "is not in the local cache (default: local files only)")
+    ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                    help="an exported bundle (python -m stages.export): run its fp32 or int8 encoder (default: fp32)")
     ap.add_argument("--tta", type=int, default=0, metavar="K",
                     help="test-time augmentation: average each window with K augmented copies (the training run's "
                          "augment settings; K times slower)")
@@ -123,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = {"batch_seconds": args.batch_seconds} if args.batch_seconds else {}
         predictor = Predictor.load(args.models, args.segment_seconds, args.device, args.encoder, args.denoiser,
-                                   args.tta, args.allow_download, top_db=args.top_db, workers=max(1, args.workers),
-                                   **options)
+                                   args.tta, args.allow_download, args.precision, top_db=args.top_db,
+                                   workers=max(1, args.workers), **options)
     except SerError as err:
         log.error("%s", err)
         return 2

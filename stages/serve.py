@@ -1,7 +1,7 @@
-"""serve: a trained models folder behind HTTP (``ser.inference.service``).
+"""serve: a trained models folder or an exported bundle behind HTTP (``ser.inference.service``).
 
-    python -m stages.serve [--models models] [--host 127.0.0.1] [--port 8000] [--max-mb 50] [--max-seconds 600]
-        [--max-pending 64] [--max-batch 16] [--wait-seconds 600]
+    python -m stages.serve [--models models | models.onnx [--precision int8]] [--host 127.0.0.1] [--port 8000]
+        [--max-mb 50] [--max-seconds 600] [--max-pending 64] [--max-batch 16] [--wait-seconds 600]
 
     curl -F file=@clip.wav http://127.0.0.1:8000/predict
     curl --data-binary @clip.pcm -H 'Content-Type: application/octet-stream' 'http://127.0.0.1:8000/predict?rate=16000'
@@ -22,7 +22,7 @@ log = logging.getLogger("stages.serve")
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m stages.serve", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="models", help="trained model folder (default: models)")
+    ap.add_argument("--models", default="models", help="trained model folder or exported bundle (default: models)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     ap.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     ap.add_argument("--max-mb", type=float, default=50.0, help="largest upload in MB (default: 50; larger: 413)")
@@ -37,6 +37,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--device", help="neural extractors: auto | cuda | mps | cpu (default: as in training)")
     ap.add_argument("--encoder", metavar="PATH", help="the training encoder's folder, when it has moved")
     ap.add_argument("--workers", type=int, default=2, help="audio reader threads (default: 2)")
+    ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                    help="an exported bundle (stages.export): run its fp32 or int8 encoder (default: fp32)")
     args = ap.parse_args(argv)
     for name in ("max_mb", "max_seconds", "max_pending", "max_batch", "wait_seconds", "workers"):
         if getattr(args, name) <= 0:
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     limits = Limits(int(args.max_mb * 2**20), args.max_seconds, args.max_pending, args.max_batch, args.wait_seconds)
     try:
-        predictor = Predictor.load(args.models, device=args.device, encoder=args.encoder, workers=args.workers)
+        predictor = Predictor.load(args.models, device=args.device, encoder=args.encoder, workers=args.workers,
+                                   precision=args.precision)
         app = create_app(predictor, limits)
     except (SerError, ValueError) as err:
         log.error("%s", err)

@@ -16,7 +16,8 @@ tomllib = pytest.importorskip("tomllib")
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 NOT_IMPORTED = {"dvc": "runs the pipeline (dvc repro) and is never imported",
-                "python-multipart": "parses file uploads for FastAPI (stages.serve); FastAPI imports it"}
+                "python-multipart": "parses file uploads for FastAPI (stages.serve); FastAPI imports it",
+                "onnx": "torch.onnx.export and onnxruntime.quantization need it (stages.export); they import it"}
 
 
 def name(requirement: str) -> str:

@@ -4,8 +4,6 @@ devices, missing models; and real Whisper-base on RAVDESS when the shared copy i
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from model_fixtures import tiny_hubert, tiny_wavlm, tiny_whisper
-from shared_paths import SHARED_RAVDESS, WHISPER_TOOL
+from shared_paths import SHARED_RAVDESS
 from shipped import shipped_params
 
 from ser import features
@@ -331,17 +329,6 @@ def test_mfcc_statistics():
 
 
 # --- real Whisper-base on real emotional speech ------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def whisper_base(tmp_path_factory) -> Path:
-    if not WHISPER_TOOL.is_file():
-        pytest.skip(f"{WHISPER_TOOL} not present (../shared is only on CI and dev machines)")
-    dest = tmp_path_factory.mktemp("whisper-base")
-    out = subprocess.run([sys.executable, str(WHISPER_TOOL), str(dest)], capture_output=True, text=True)
-    # The tool is present, so a failure is a failure (not a skip): the test must not pass without running.
-    assert out.returncode == 0, f"{WHISPER_TOOL} failed (exit {out.returncode}): {out.stderr.strip()[-2000:]}"
-    return dest
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"real RAVDESS copy not present at {RAVDESS}")

@@ -102,6 +102,12 @@ def pool(states: Sequence[torch.Tensor] | dict[int, torch.Tensor], mask: torch.T
         layers = [sum(states[i].float() for i in indices) / len(indices)] if average else [states[i] for i in indices]
         stacked = torch.stack([h.to(torch.float16) for h in layers], 2)  # (batch, frames, layers, dim)
         return [clip[real].cpu().numpy() for clip, real in zip(stacked, mask)]
+    return pooled(states, mask, indices, average, pooling).cpu().numpy()
+
+
+def pooled(states: Sequence[torch.Tensor] | dict[int, torch.Tensor], mask: torch.Tensor, indices: list[int],
+           average: bool, pooling: str) -> torch.Tensor:
+    """:func:`pool`'s vectors as a float32 tensor (``mean`` or ``mean_std``; what an exported graph computes)."""
     weight = mask[..., None].to(torch.float32)
     count = weight.sum(1).clamp_min(1.0)
 
@@ -114,8 +120,8 @@ def pool(states: Sequence[torch.Tensor] | dict[int, torch.Tensor], mask: torch.T
         return torch.cat([mean, var.sqrt()], 1)
 
     if average:
-        return stats(sum(states[i].float() for i in indices) / len(indices)).cpu().numpy()
-    return torch.cat([stats(states[i]) for i in indices], 1).cpu().numpy()
+        return stats(sum(states[i].float() for i in indices) / len(indices))
+    return torch.cat([stats(states[i]) for i in indices], 1)
 
 
 def join_rows(states: Sequence[torch.Tensor], mask: torch.Tensor, counts: list[int], keep: set[int]

@@ -119,7 +119,7 @@ class WhisperEncoder(encoder.NeuralEncoder):
         h = h + enc.embed_positions.weight[: h.shape[1]]
         mask = encoder.frame_mask(frames, h.shape[1])
         bias = None
-        if not bool(mask.all()):  # additive key mask, broadcast over heads and queries
+        if torch.onnx.is_in_onnx_export() or not bool(mask.all()):  # additive key mask over heads and queries
             bias = (~mask)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
         states = [h]
         for layer in enc.layers[: self.depth]:

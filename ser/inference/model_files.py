@@ -17,30 +17,31 @@ from ser.errors import ConfigError, FeatureError, ModelError
 from ser.models.model_card import ModelCard, check_identity
 
 
+def load_parts(folder: Path, card: ModelCard, device: str | None, encoder: str | None, denoiser: str | None,
+               allow_download: bool, precision: str = "fp32") -> tuple[Any, Any, Any]:
+    """(extractor, classifier, Params) of a models folder (:func:`rebuild_extractor`, :func:`load_classifier`) or
+    of an exported bundle (:func:`ser.export.bundle.load_parts`; ``precision``: its fp32 or int8 encoder)."""
+    from ser.export import bundle
+
+    if bundle.is_bundle(folder):
+        return bundle.load_parts(folder, card, precision, device, encoder, allow_download)
+    if precision != "fp32":
+        raise ModelError(f"{folder} is a models folder (torch, fp32); --precision {precision} needs an exported "
+                         "bundle: python -m stages.export --int8")
+    extractor, params = rebuild_extractor(card, folder, device, encoder, denoiser, allow_download)
+    return extractor, load_classifier(folder, card.classifier, card.dim), params
+
+
 def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder: str | None,
                       denoiser: str | None = None, allow_download: bool = False) -> tuple[Any, Any]:
     """The training extractor rebuilt from the card's feature params (``device``, ``encoder``, ``denoiser``
     replace features.device, features.model and preprocess.demucs_checkpoint), refused unless its identity
     is the training one. Its encoder loads from safetensors files only, and from local files only unless
     ``allow_download``."""
-    from pydantic import ValidationError
-
     from ser import features
-    from ser.config import Params
     from ser.features import checkpoints
 
-    raw = dict(card.feature_params)
-    overrides = {k: v for k, v in (("device", device), ("model", encoder)) if v}
-    raw["features"] = {**raw.get("features", {}), **overrides}
-    if denoiser:
-        raw["preprocess"] = {**raw.get("preprocess", {}), "demucs_checkpoint": denoiser}
-    raw["classifier"] = card.classifier  # vectors or frames: checked against features.pooling
-    raw["trust"] = {"novelty": card.novelty.method}
-    try:
-        params = Params.model_validate(raw)
-    except ValidationError as err:
-        raise ModelError(f"{folder}/model.json: feature_params are not valid for this code "
-                         f"(trained with a different version? retrain):\n{err}") from None
+    params = card_params(card, folder, device, encoder, denoiser)
     try:
         with checkpoints.for_prediction(allow_download):
             extractor = features.build(params, audio=card.identity.get("extractor") == "audio")
@@ -55,6 +56,28 @@ def rebuild_extractor(card: ModelCard, folder: Path, device: str | None, encoder
     check_identity(extractor.identity(), card.identity, folder)
     _check_dim(extractor, card.dim, folder)
     return extractor, params
+
+
+def card_params(card: ModelCard, folder: Path, device: str | None = None, encoder: str | None = None,
+                denoiser: str | None = None) -> Any:
+    """The training run's Params from the card's feature params, with ``device``, ``encoder`` and ``denoiser``
+    in place of features.device, features.model and preprocess.demucs_checkpoint."""
+    from pydantic import ValidationError
+
+    from ser.config import Params
+
+    raw = dict(card.feature_params)
+    overrides = {k: v for k, v in (("device", device), ("model", encoder)) if v}
+    raw["features"] = {**raw.get("features", {}), **overrides}
+    if denoiser:
+        raw["preprocess"] = {**raw.get("preprocess", {}), "demucs_checkpoint": denoiser}
+    raw["classifier"] = card.classifier  # vectors or frames: checked against features.pooling
+    raw["trust"] = {"novelty": card.novelty.method}
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ModelError(f"{folder}/model.json: feature_params are not valid for this code "
+                         f"(trained with a different version? retrain):\n{err}") from None
 
 
 def _check_dim(extractor: Any, dim: int, folder: Path) -> None:

@@ -68,8 +68,9 @@ class Predictor:
     @classmethod
     def load(cls, folder: str | Path = "models", segment_seconds: float | None = None, device: str | None = None,
              encoder: str | None = None, denoiser: str | None = None, tta: int = 0, allow_download: bool = False,
-             **options: Any) -> Predictor:
-        """Load ``folder`` (model.json, the classifier's files); raise ModelError if unusable.
+             precision: str = "fp32", **options: Any) -> Predictor:
+        """Load ``folder`` (model.json, the classifier's files; or an exported ONNX bundle, run by onnxruntime with its
+        ``precision`` fp32 or int8 encoder, :mod:`ser.export.bundle`); raise ModelError if unusable.
 
         ``device`` overrides the training run's ``features.device``, ``encoder`` its
         ``features.model`` (an encoder folder that moved), ``denoiser`` its
@@ -78,13 +79,12 @@ class Predictor:
         safetensors files only. ``tta`` augmented copies of each window are averaged with it, made by the
         training run's augment settings.
         """
-        from ser.inference.model_files import load_classifier, load_novelty, rebuild_extractor
+        from ser.inference.model_files import load_novelty, load_parts
         from ser.models import model_card
 
         folder = Path(folder)
         card = model_card.read(folder)
-        extractor, params = rebuild_extractor(card, folder, device, encoder, denoiser, allow_download)
-        model = load_classifier(folder, card.classifier, card.dim)
+        extractor, model, params = load_parts(folder, card, device, encoder, denoiser, allow_download, precision)
         options.setdefault("batch_seconds", params.features.batch_seconds)
         options.setdefault("min_seconds", params.data.min_duration)
         options.setdefault("silence_dbfs", params.data.silence_dbfs)
