@@ -21,7 +21,7 @@ from ser.config import Params
 from ser.corpora import synthetic
 from ser.errors import ModelError
 from ser.export.bundle import encoder_bundle, export
-from ser.export.runtime import Bundle
+from ser.export.runtime import Bundle, chunks
 from ser.features.ssl import SslEncoder
 from ser.features.whisper import WhisperEncoder
 from ser.inference.predict import Predictor
@@ -109,6 +109,9 @@ def test_int8_bundle_runs_through_predict_and_stays_close(wavlm, corpus):
                                                                                             progress="")])
     np.testing.assert_allclose(int8.sum(1), 1.0, atol=1e-6)
     assert 0 < np.abs(int8 - fp32).max() < 0.2  # a different, quantised encoder: close, not the same
+    waves = [sf.read(f, dtype="float32")[0] for f in corpus.files]
+    a, b = Bundle(wavlm.bundle).embed(waves), Bundle(wavlm.bundle, "int8").embed(waves)
+    assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() >= 0.99
     with pytest.raises(ModelError, match="stages.export --int8"):
         Predictor.load(wavlm.models, precision="int8")
 
@@ -140,6 +143,10 @@ def test_whisper_clips_over_30_seconds_are_encoded_in_chunks(tmp_path):
         extractor = WhisperEncoder(str(model), "all", pooling, "cpu")
         bundle = encoder_bundle(extractor, tmp_path / pooling)
         np.testing.assert_allclose(Bundle(bundle).embed(waves), extractor.transform(waves), atol=2e-5)
+    limit = extractor.max_frames * extractor.preprocessor.hop_length
+    for n in (1, limit, limit + 1, 2 * limit + 7, 65 * 16000, 191 * 16000 + 3):
+        wave = np.zeros(n, np.float32)
+        assert [len(c) for c in chunks(wave, limit)] == [len(c) for c in extractor.chunks(wave)]
 
 
 def test_group_norm_encoders_run_equal_length_batches(corpus, tmp_path):
@@ -147,7 +154,8 @@ def test_group_norm_encoders_run_equal_length_batches(corpus, tmp_path):
     extractor = SslEncoder(str(tiny_hubert(tmp_path / "hubert")), "last", "mean", "cpu")
     bundle = Bundle(encoder_bundle(extractor, tmp_path / "bundle"))
     assert bundle.manifest["encoder"]["equal_lengths"] and not bundle.manifest["encoder"]["normalize"]
-    waves = [sf.read(f, dtype="float32")[0] for f in corpus.files[:6]]
+    waves = [sf.read(f, dtype="float32")[0][:16000] for f in corpus.files[:3]] + \
+        [sf.read(corpus.files[3], dtype="float32")[0][:12000]]  # three of one length in a batch, one alone
     np.testing.assert_allclose(bundle.embed(waves), extractor.transform(waves), atol=1e-5)
 
 
@@ -169,15 +177,25 @@ def test_mlp_and_mfcc_models_export_their_heads(corpus):
     with pytest.raises(ModelError, match="nothing to quantise"):
         export(mfcc, corpus.tmp / "mfcc-int8.onnx", int8=True)
     assert not (corpus.tmp / "mfcc-int8.onnx").exists()
+    with pytest.raises(ModelError, match="--precision int8 does not apply"):
+        Predictor.load(corpus.tmp / "mfcc.onnx", precision="int8")
+
+
+def test_xgboost_heads_export_through_onnxmltools(corpus):
+    trees = trained(corpus, "xgb", {"extractor": "mfcc"}, "xgboost", xgboost={"n_estimators": 20})
+    export(trees, corpus.tmp / "xgb.onnx")
+    expected = [r.proba for r in Predictor.load(trees).predict(corpus.train["path"][:40], progress="")]
+    got = [r.proba for r in Predictor.load(corpus.tmp / "xgb.onnx").predict(corpus.train["path"][:40], progress="")]
+    assert np.abs(np.stack(got) - np.stack(expected)).max() <= TOLERANCE  # training clips: on split thresholds
 
 
 def test_what_does_not_export_is_refused_before_anything_is_written(corpus):
-    trees = trained(corpus, "xgb", {"extractor": "mfcc"}, "xgboost", xgboost={"n_estimators": 10})
-    out = subprocess.run([sys.executable, "-m", "stages.export", "--models", str(trees), "--out",
-                          str(corpus.tmp / "xgb.onnx")], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert out.returncode == 2 and "xgboost model does not export" in out.stderr
-    assert not (corpus.tmp / "xgb.onnx").exists()
-    assert not list(corpus.tmp.glob(".xgb.onnx*"))
+    normalised = trained(corpus, "speaker-norm", {"extractor": "mfcc", "normalize": "speaker"})
+    out = subprocess.run([sys.executable, "-m", "stages.export", "--models", str(normalised), "--out",
+                          str(corpus.tmp / "norm.onnx")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2 and "features.normalize: speaker" in out.stderr
+    assert not (corpus.tmp / "norm.onnx").exists()
+    assert not list(corpus.tmp.glob(".norm.onnx*"))
 
 
 def test_a_bundle_is_served(wavlm, corpus):
@@ -210,3 +228,40 @@ def test_svm_heads_convert_with_two_classes_and_with_libsvm_s_own_kernel(tmp_pat
     got = session.run(["probabilities"], {session.get_inputs()[0].name: X})[0]
     assert member["columns"] == list(range(classes))
     assert np.abs(got - model.predict_proba(X)).max() <= TOLERANCE
+
+
+def test_export_replaces_only_an_earlier_bundle_and_leaves_nothing_half_written(corpus, monkeypatch):
+    from ser.export import bundle
+
+    models = trained(corpus, "mfcc-out", {"extractor": "mfcc"})
+    with pytest.raises(ModelError, match="folder of its own"):
+        export(models, models)
+    other = corpus.tmp / "thesis"
+    other.mkdir()
+    (other / "thesis.txt").write_text("years of work")
+    with pytest.raises(ModelError, match="not an exported bundle"):
+        export(models, other)
+    assert (other / "thesis.txt").read_text() == "years of work"
+    export(models, corpus.tmp / "b.onnx")
+    export(models, corpus.tmp / "b.onnx")  # an earlier bundle is replaced
+
+    def broken(*args):
+        raise ModelError("the self-check failed")
+
+    monkeypatch.setattr(bundle, "check", broken)
+    with pytest.raises(ModelError, match="self-check"):
+        export(models, corpus.tmp / "b.onnx")
+    assert bundle.is_bundle(corpus.tmp / "b.onnx") and not list(corpus.tmp.glob(".b.onnx*"))
+
+
+def test_a_damaged_bundle_is_a_model_error_that_says_export_again(wavlm, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "damaged.onnx"
+    shutil.copytree(wavlm.bundle, damaged)
+    (damaged / "head_0.onnx").write_bytes((damaged / "head_0.onnx").read_bytes()[:100])
+    with pytest.raises(ModelError, match="incomplete or damaged.*\n.*stages.export"):
+        Predictor.load(damaged)
+    (damaged / "model.json").unlink()
+    with pytest.raises(ModelError, match="export it again"):
+        Predictor.load(damaged)

@@ -36,47 +36,73 @@ def is_bundle(folder: str | Path) -> bool:
 
 
 def export(models: str | Path, out: str | Path, int8: bool = False, encoder: str | None = None) -> dict:
-    """Write the bundle of ``models`` to ``out`` (written beside it, then renamed); its manifest.
-    ``encoder``: the training encoder's folder, when it has moved."""
-    from ser.inference.model_files import load_classifier, rebuild_extractor
+    """Write the bundle of ``models`` to ``out`` (built beside it, then renamed into place; an earlier bundle
+    there is replaced, anything else is refused); its manifest. ``encoder``: the training encoder's folder,
+    when it has moved."""
+    from ser.inference.model_files import load_classifier, load_novelty, rebuild_extractor
     from ser.inference.predict import Predictor
     from ser.models import model_card
 
-    models, out = Path(models), Path(out)
+    models, out = Path(models), Path(out).absolute()
+    _check_destination(models, out)
     card = model_card.read(models)
     _check_exportable(card, models)
+    if int8 and card.identity.get("extractor") not in ("ssl", "whisper"):
+        raise ModelError(f"--int8 quantises a neural encoder; {models} uses {card.identity.get('extractor')} "
+                         "features (computed in Python), so there is nothing to quantise")
     extractor, _ = rebuild_extractor(card, models, "cpu", encoder)
     model = load_classifier(models, card.classifier, card.dim)
+    predictor = Predictor(extractor, model, card, load_novelty(models, card))
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        manifest = _write(predictor, models, tmp, int8)
+        old = out.with_name(f".{out.name}.old")
+        if out.exists():  # an earlier bundle (checked above): moved aside, removed once the new one is in place
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("wrote %s: %s, %d head graph(s); self-check: probabilities within %.1e of torch", out,
+             ", ".join(manifest["encoder"]["files"].values()) or "no encoder graph",
+             len(manifest["head"]["members"]), manifest["check"]["max_abs_diff"])
+    return manifest
+
+
+def _write(predictor: Any, models: Path, tmp: Path, int8: bool) -> dict:
+    """The bundle's files in ``tmp``, checked against ``predictor`` (the torch model)."""
     from ser.export import head_graph, runtime
 
+    card, extractor = predictor.card, predictor.extractor
     info: dict[str, Any] = {"kind": card.identity.get("extractor"), "sample_rate": int(extractor.sample_rate),
                             "files": {}}
     if info["kind"] in ("ssl", "whisper"):
         info = write_encoder(extractor, tmp, int8)
-    elif int8:
-        raise ModelError(f"--int8 quantises a neural encoder; {models} uses {info['kind']} features (computed "
-                         "in Python), so there is nothing to quantise")
-    members = head_graph.export(model, card.classifier, tmp, card.dim)
+    members = head_graph.export(predictor.model, card.classifier, tmp, card.dim)
     manifest = {"format": FORMAT, "labels": card.labels, "encoder": info, "head": {"members": members},
                 "temperature": card.calibration.temperature,
-                "novelty": {"method": card.novelty.method, "k": int(read_novelty_k(models)),
+                "novelty": {"method": card.novelty.method, "k": predictor.novelty.k,
                             "threshold": card.novelty.threshold if card.novelty.applies else None}}
     write_json(tmp / MANIFEST, manifest)
     for name in ("model.json", "novelty.npz"):
         shutil.copy2(models / name, tmp / name)
     shutil.copy2(runtime.__file__, tmp / "runtime.py")
-    predictor = Predictor(extractor, model, card, _novelty(models, card))
-    manifest["check"] = check(predictor, runtime.Bundle(tmp), info["kind"] in ("ssl", "whisper"))
+    manifest["check"] = check(predictor, runtime.Bundle(tmp), bool(info["files"]))
     write_json(tmp / MANIFEST, manifest)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    log.info("wrote %s: %s, %d head graph(s); self-check: probabilities within %.1e of torch", out,
-             ", ".join(info["files"].values()) or "no encoder graph", len(members), manifest["check"]["max_abs_diff"])
     return manifest
+
+
+def _check_destination(models: Path, out: Path) -> None:
+    """``--out`` must be a new path or an earlier bundle: never the models folder, a file, or another folder."""
+    if not out.resolve().name or out.resolve() == models.resolve() or models.resolve() in out.resolve().parents:
+        raise ModelError(f"--out {out}: the bundle needs a folder of its own, not {models} or a folder inside it "
+                         "(e.g. --out models.onnx)")
+    if out.exists() and not is_bundle(out):
+        raise ModelError(f"--out {out} exists and is not an exported bundle; choose a new path (nothing there is "
+                         "replaced but an earlier bundle)")
 
 
 def write_encoder(extractor: Any, folder: Path, int8: bool = False) -> dict:
@@ -123,17 +149,6 @@ def _check_exportable(card: Any, models: Path) -> None:
                          "one clip at a time (serve or predict with the models folder)")
 
 
-def read_novelty_k(models: Path) -> int:
-    with np.load(models / "novelty.npz", allow_pickle=False) as data:
-        return int(data["k"])
-
-
-def _novelty(folder: Path, card: Any) -> Any:
-    from ser.inference.model_files import load_novelty
-
-    return load_novelty(folder, card)
-
-
 def check(predictor: Any, bundle: Any, whole: bool, seed: int = 0) -> dict:
     """Generated clips of 0.6-4 s in one batch through ``predictor`` (torch) and ``bundle`` (onnxruntime):
     ModelError if a probability differs by more than TOLERANCE."""
@@ -176,22 +191,31 @@ class BundleHead:
 
 
 def load_parts(folder: Path, card: Any, precision: str, device: str | None, encoder: str | None,
-               allow_download: bool) -> tuple[Any, Any, Any]:
+               denoiser: str | None, allow_download: bool) -> tuple[Any, Any, Any]:
     """(extractor, classifier, params) of a bundle for ``Predictor``: its graphs, or for MFCC/eGeMAPS bundles the
-    extractor rebuilt in Python from the card."""
+    extractor rebuilt in Python from the card. ModelError names a missing or unreadable file of the bundle."""
     from ser.export.runtime import Bundle
     from ser.inference.model_files import card_params, rebuild_extractor
 
-    manifest = read_json(folder / MANIFEST)
-    if manifest.get("format") != FORMAT:
-        raise ModelError(f"{folder}/{MANIFEST}: bundle format {manifest.get('format')}, this code reads {FORMAT}: "
-                         "export it again")
+    again = "export it again (python -m stages.export)"
     try:
+        manifest = read_json(folder / MANIFEST)
+        if manifest.get("format") != FORMAT:
+            raise ModelError(f"{folder}/{MANIFEST}: bundle format {manifest.get('format')}, this code reads {FORMAT}: "
+                             f"{again}")
         bundle = Bundle(folder, precision)
-    except ValueError as err:
-        raise ModelError(str(err)) from None
+    except ValueError as err:  # no such precision, a manifest that is not JSON
+        raise ModelError(f"{folder}: {err} ({again})") from None
+    except Exception as err:  # noqa: BLE001 - a missing or truncated file (OSError, onnxruntime's own errors)
+        raise ModelError(f"{folder}: the bundle is incomplete or damaged: {type(err).__name__}: {err}\n{again}"
+                         ) from None
     head = BundleHead(bundle)
-    if manifest["encoder"]["files"]:
+    if bundle.encoder is not None:
+        if device not in (None, "auto", "cpu"):
+            raise ModelError(f"{folder}: a bundle's encoder runs on the CPU (onnxruntime); leave out --device {device}")
         return BundleEncoder(bundle, card.identity), head, card_params(card, folder)
-    extractor, params = rebuild_extractor(card, folder, device, encoder, None, allow_download)
+    if precision != "fp32":
+        raise ModelError(f"{folder} has no encoder graph ({card.identity.get('extractor')} features are computed in "
+                         f"Python): --precision {precision} does not apply")
+    extractor, params = rebuild_extractor(card, folder, device, encoder, denoiser, allow_download)
     return extractor, head, params

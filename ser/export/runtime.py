@@ -80,7 +80,7 @@ class Bundle:
     def _whisper(self, waves: list[np.ndarray]) -> np.ndarray:
         e = self.manifest["encoder"]
         limit = e["max_mel_frames"] * e["hop_length"]
-        pieces = [np.array_split(w, max(1, math.ceil(len(w) / limit))) if len(w) > limit else [w] for w in waves]
+        pieces = [chunks(w, limit) for w in waves]
         mels = [self.log_mel(c) for p in pieces for c in p]
         batch, frames = _padded(mels)
         pooled = self.encoder.run(None, {"mel": batch, "frames": frames // 2})[0]
@@ -145,6 +145,13 @@ class Bundle:
         return [{"label": "unknown" if threshold is not None and n > threshold else self.labels[int(p.argmax())],
                  "probabilities": dict(zip(self.labels, p.round(6).tolist())), "novelty": float(n)}
                 for p, n in zip(proba, novelty)]
+
+
+def chunks(wave: np.ndarray, limit: int) -> list[np.ndarray]:
+    """``wave`` cut into the fewest equal pieces of at most ``limit`` samples (Whisper's 30 s window): the cut of
+    ``ser.features.whisper.WhisperEncoder.chunks`` (this file imports nothing from ser; a test compares them)."""
+    edges = np.linspace(0, len(wave), max(1, math.ceil(len(wave) / limit)) + 1).round().astype(int)
+    return [wave[a:b] for a, b in zip(edges[:-1], edges[1:])]
 
 
 def _padded(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ def load_parts(folder: Path, card: ModelCard, device: str | None, encoder: str |
     from ser.export import bundle
 
     if bundle.is_bundle(folder):
-        return bundle.load_parts(folder, card, precision, device, encoder, allow_download)
+        return bundle.load_parts(folder, card, precision, device, encoder, denoiser, allow_download)
     if precision != "fp32":
         raise ModelError(f"{folder} is a models folder (torch, fp32); --precision {precision} needs an exported "
                          "bundle: python -m stages.export --int8")

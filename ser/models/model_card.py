@@ -124,7 +124,8 @@ def read(folder: str | Path) -> ModelCard:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelError(f"{path} not found: {folder} holds no trained model (dvc repro train)") from None
+        fix = "export it again: python -m stages.export" if (folder / "bundle.json").is_file() else "dvc repro train"
+        raise ModelError(f"{path} not found: {folder} holds no trained model ({fix})") from None
     except json.JSONDecodeError as err:
         raise ModelError(f"{path} is not valid JSON ({err}): {RETRAIN}") from None
     version = raw.get("card_version") if isinstance(raw, dict) else None
