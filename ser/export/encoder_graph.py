@@ -120,10 +120,12 @@ def quantize(fp32: Path, int8: Path) -> None:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # onnxruntime suggests its pre-processing (quant_pre_process) on the root logger: on Whisper-base its symbolic
-    # shape inference fails, and without it the int8 graph gave the same vectors and speed, so it is not run
+    # onnxruntime's quantiser logs every tensor it skips on the root logger (kept out of the export's log), and
+    # suggests its pre-processing (quant_pre_process): on Whisper-base its symbolic shape inference fails, and
+    # without it the int8 graph gave the same vectors and speed, so it is not run
     def advice(record: logging.LogRecord) -> bool:
-        return "pre-processing before quantization" not in record.getMessage()
+        return record.name != "root" or (record.levelno >= logging.WARNING
+                                         and "pre-processing before quantization" not in record.getMessage())
 
     logging.getLogger().addFilter(advice)
     try:
