@@ -262,6 +262,10 @@ def test_a_damaged_bundle_is_a_model_error_that_says_export_again(wavlm, tmp_pat
     (damaged / "head_0.onnx").write_bytes((damaged / "head_0.onnx").read_bytes()[:100])
     with pytest.raises(ModelError, match="incomplete or damaged.*\n.*stages.export"):
         Predictor.load(damaged)
+    manifest = json.loads((damaged / "bundle.json").read_text())
+    (damaged / "bundle.json").write_text(json.dumps({**manifest, "format": 99}))
+    with pytest.raises(ModelError, match="bundle format 99, this code reads 1: export it again"):
+        Predictor.load(damaged)
     (damaged / "model.json").unlink()
     with pytest.raises(ModelError, match="export it again"):
         Predictor.load(damaged)

@@ -204,6 +204,8 @@ def load_parts(folder: Path, card: Any, precision: str, device: str | None, enco
             raise ModelError(f"{folder}/{MANIFEST}: bundle format {manifest.get('format')}, this code reads {FORMAT}: "
                              f"{again}")
         bundle = Bundle(folder, precision)
+    except ModelError:
+        raise
     except ValueError as err:  # no such precision, a manifest that is not JSON
         raise ModelError(f"{folder}: {err} ({again})") from None
     except Exception as err:  # noqa: BLE001 - a missing or truncated file (OSError, onnxruntime's own errors)
