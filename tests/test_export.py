@@ -15,10 +15,9 @@ import soundfile as sf
 from http_server import stages_serve
 from model_fixtures import tiny_hubert, tiny_wavlm, tiny_whisper
 from shared_paths import SHARED_RAVDESS
-from trained_fixtures import train_models
+from trained_fixtures import held_out_corpus, train_models
 
 from ser.config import Params
-from ser.corpora import synthetic
 from ser.errors import ModelError
 from ser.export.bundle import encoder_bundle, export
 from ser.export.runtime import Bundle, chunks
@@ -67,11 +66,8 @@ def assert_same_as_predict(models: Path, bundle: Path, files: list) -> None:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
-    synthetic.generate(tmp / "corpus", speakers=6, clips=4, classes=["angry", "happy", "neutral", "sad"],
-                       duration=1.2, seed=0)
-    clips = synthetic.scan(tmp / "corpus", Params())
-    held = clips["speaker"].isin(["spk05"]).to_numpy()
-    return SimpleNamespace(tmp=tmp, train=clips[~held].reset_index(drop=True), files=sorted(clips.loc[held, "path"]))
+    train, files = held_out_corpus(tmp, 6, ["spk05"])
+    return SimpleNamespace(tmp=tmp, train=train, files=files)
 
 
 def trained(corpus, name: str, features: dict, classifier: str = "svm", **sections) -> Path:

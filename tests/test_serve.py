@@ -15,10 +15,9 @@ import requests
 import soundfile as sf
 import uvicorn
 from http_server import stages_serve, unused_port
-from trained_fixtures import train_models
+from trained_fixtures import held_out_corpus, train_models
 
 from ser.config import Params
-from ser.corpora import synthetic
 from ser.inference.files import FileResult
 from ser.inference.output import as_json
 from ser.inference.predict import Predictor
@@ -33,15 +32,12 @@ pytestmark = pytest.mark.timeout(300)
 def served(tmp_path_factory):
     """An MFCC + SVM model of six synthetic speakers, served by ``python -m stages.serve`` on a free port."""
     tmp = tmp_path_factory.mktemp("serve")
-    synthetic.generate(tmp / "corpus", speakers=8, clips=4, classes=["angry", "happy", "neutral", "sad"],
-                       duration=1.2, seed=0)
-    clips = synthetic.scan(tmp / "corpus", Params())
+    train, files = held_out_corpus(tmp, 8, ["spk06", "spk07"])
     params = Params.model_validate({"dataset": "synthetic", "features": {"extractor": "mfcc"},
                                     "augment": {"n_augmentations": 0}})
-    held = clips["speaker"].isin(["spk06", "spk07"]).to_numpy()
-    train_models(tmp, clips[~held].reset_index(drop=True), params)
+    train_models(tmp, train, params)
     with stages_serve(tmp / "models", tmp / "server.log", "--max-mb", "1", "--max-seconds", "20") as url:
-        yield SimpleNamespace(url=url, models=tmp / "models", files=sorted(clips.loc[held, "path"]), tmp=tmp)
+        yield SimpleNamespace(url=url, models=tmp / "models", files=files, tmp=tmp)
 
 
 def post_file(url: str, path: Path, name: str | None = None) -> requests.Response:

@@ -17,6 +17,18 @@ from ser.features.speaker_norm import by_group, normalisation_groups
 from ser.models.train import Trained, train
 
 
+def held_out_corpus(root: Path, speakers: int, held: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """A synthetic corpus of ``speakers`` (4 classes, 4 clips each, 1.2 s) in ``root``/corpus: the clips of the
+    speakers not ``held`` (to train on) and the sorted files of the ``held`` ones (to predict)."""
+    from ser.corpora import synthetic
+
+    synthetic.generate(root / "corpus", speakers=speakers, clips=4, classes=["angry", "happy", "neutral", "sad"],
+                       duration=1.2, seed=0)
+    clips = synthetic.scan(root / "corpus", Params())
+    test = clips["speaker"].isin(held).to_numpy()
+    return clips[~test].reset_index(drop=True), sorted(clips.loc[test, "path"])
+
+
 def manifest(clips: pd.DataFrame) -> pd.DataFrame:
     """clip_id, path, label, speaker plus the sha1 and duration prepare adds."""
     return clips.assign(sha1=[hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in clips["path"]],

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "bundle.json"
 TOLERANCE = 1e-4
 FORMAT = 1
+NEURAL = ("ssl", "whisper")  # the extractors whose encoder becomes a graph; the others stay in Python
 
 
 def is_bundle(folder: str | Path) -> bool:
@@ -47,7 +48,7 @@ def export(models: str | Path, out: str | Path, int8: bool = False, encoder: str
     _check_destination(models, out)
     card = model_card.read(models)
     _check_exportable(card, models)
-    if int8 and card.identity.get("extractor") not in ("ssl", "whisper"):
+    if int8 and card.identity.get("extractor") not in NEURAL:
         raise ModelError(f"--int8 quantises a neural encoder; {models} uses {card.identity.get('extractor')} "
                          "features (computed in Python), so there is nothing to quantise")
     extractor, _ = rebuild_extractor(card, models, "cpu", encoder)
@@ -79,7 +80,7 @@ def _write(predictor: Any, models: Path, tmp: Path, int8: bool) -> dict:
     card, extractor = predictor.card, predictor.extractor
     info: dict[str, Any] = {"kind": card.identity.get("extractor"), "sample_rate": int(extractor.sample_rate),
                             "files": {}}
-    if info["kind"] in ("ssl", "whisper"):
+    if info["kind"] in NEURAL:
         info = write_encoder(extractor, tmp, int8)
     members = head_graph.export(predictor.model, card.classifier, tmp, card.dim)
     manifest = {"format": FORMAT, "labels": card.labels, "encoder": info, "head": {"members": members},
@@ -90,7 +91,7 @@ def _write(predictor: Any, models: Path, tmp: Path, int8: bool) -> dict:
     for name in ("model.json", "novelty.npz"):
         shutil.copy2(models / name, tmp / name)
     shutil.copy2(runtime.__file__, tmp / "runtime.py")
-    manifest["check"] = check(predictor, runtime.Bundle(tmp), bool(info["files"]))
+    manifest["check"] = check(predictor, runtime.Bundle(tmp))
     write_json(tmp / MANIFEST, manifest)
     return manifest
 
@@ -139,8 +140,7 @@ def _check_exportable(card: Any, models: Path) -> None:
                          f"{', '.join(EXPORTABLE)} (train one with classifier=svm, or serve this folder as it is)")
     f = card.feature_params
     chain = {k: v for k, v in f.get("preprocess", {}).items() if k in ("denoise", "vad", "normalize") and v != "none"}
-    neural = card.identity.get("extractor") in ("ssl", "whisper")
-    if neural and chain:
+    if card.identity.get("extractor") in NEURAL and chain:
         raise ModelError(f"{models}: trained with preprocess {chain}; the bundle's runtime runs no preprocess chain "
                          "(serve or predict with the models folder, or train with preprocess.* none)")
     normalize = f.get("features", {}).get("normalize", "none")
@@ -149,9 +149,10 @@ def _check_exportable(card: Any, models: Path) -> None:
                          "one clip at a time (serve or predict with the models folder)")
 
 
-def check(predictor: Any, bundle: Any, whole: bool, seed: int = 0) -> dict:
-    """Generated clips of 0.6-4 s in one batch through ``predictor`` (torch) and ``bundle`` (onnxruntime):
-    ModelError if a probability differs by more than TOLERANCE."""
+def check(predictor: Any, bundle: Any, seed: int = 0) -> dict:
+    """Generated clips of 0.6-4 s in one batch through ``predictor`` (torch) and ``bundle`` (onnxruntime; a bundle
+    without an encoder graph classifies the predictor's features): ModelError if a probability differs by more
+    than TOLERANCE."""
     rng = np.random.default_rng(seed)
     sr = bundle.sample_rate
     t = [np.arange(int(s * sr)) / sr for s in (0.6, 1.7, 4.0, 2.3)]
@@ -159,7 +160,7 @@ def check(predictor: Any, bundle: Any, whole: bool, seed: int = 0) -> dict:
              .astype(np.float32) for f, x in zip((140, 220, 180, 260), t)]
     X = predictor.extractor.transform(waves)
     expected, novelty = predictor._classify(X)
-    got, got_novelty = bundle.classify(bundle.embed(waves) if whole else X)
+    got, got_novelty = bundle.classify(X if bundle.encoder is None else bundle.embed(waves))
     diff = float(np.abs(got - expected).max())
     if not diff <= TOLERANCE:
         raise ModelError(f"the exported bundle's probabilities differ from the model's by {diff:.2e} "

@@ -11,9 +11,11 @@ The glue between the graphs (:meth:`Bundle.embed`, :meth:`Bundle.classify`): the
 numpy (the computation of transformers' WhisperFeatureExtractor), batches padded with zeros and their
 real lengths, clips over 30 s encoded in chunks whose pooled statistics are merged, each head graph
 run on its layers' block, their probabilities averaged, temperature scaling, and the novelty score
-from the statistics in ``novelty.npz``. Each wave is classified whole: cutting long recordings into
-windows, the speech gate (trust.speech, Silero VAD) and preprocess chains stay in ``python -m
-stages.predict`` / ``stages.serve``, which run bundles too.
+from the statistics in ``novelty.npz``. Temperature scaling and the novelty scores are the computations of
+``ser.models.calibration`` and ``ser.trust.novelty``, written again here because this file imports nothing
+from ser; ``tests/test_export.py`` checks that both give the same numbers. Each wave is classified whole:
+cutting long recordings into windows, the speech gate (trust.speech, Silero VAD) and preprocess chains stay
+in ``python -m stages.predict`` / ``stages.serve``, which run bundles too.
 """
 
 from __future__ import annotations
