@@ -2,9 +2,12 @@
 
     python benchmarks/bench_export.py --data ../shared/data/ravdess-speech-16k --whisper /tmp/whisper-base
     python benchmarks/bench_export.py ... --wavlm-clips 0          # Whisper-base only
+    python benchmarks/bench_export.py --dataset urdu --data ../shared/data/urdu-16k --whisper /tmp/whisper-base \
+        --wavlm-clips 0                                              # another corpus
 
-1. Whisper-base (``features.layers: all``, as the default recipe extracts): every RAVDESS clip embedded by the
-   library's extraction (``ser.features.extract.extract``, into empty caches) with the torch encoder, the fp32
+1. Whisper-base (``features.layers: all``, as the default recipe extracts): every clip of the corpus (default
+   RAVDESS; ``--dataset``) embedded by the library's extraction (``ser.features.extract.extract``, into empty
+   caches) with the torch encoder, the fp32
    graph and the int8 graph (:func:`ser.export.bundle.encoder_bundle`); audio seconds per second of each, the
    cosine of each int8 vector with its fp32 one; then the train stage's function (5-fold speaker-independent
    CV, the default recipe: the best 4 of 7 layers chosen in-fold + SVM) on the torch and on the int8 vectors: UAR.
@@ -87,7 +90,8 @@ def report_speed(name: str, embedded: dict, audio: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="the RAVDESS folder")
+    parser.add_argument("--data", type=Path, required=True, help="the corpus folder")
+    parser.add_argument("--dataset", default="ravdess", help="its reader (default: ravdess)")
     parser.add_argument("--whisper", type=Path, required=True, help="Whisper-base folder")
     parser.add_argument("--wavlm", type=Path, help="a WavLM-Large folder (default: random weights, in a temp folder)")
     parser.add_argument("--wavlm-clips", type=int, default=16, help="clips for WavLM-Large (0: skip)")
@@ -96,13 +100,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    base = {"dataset": "ravdess", "data": {"dir": str(args.data), "workers": 2}, "augment": {"n_augmentations": 0},
+    base = {"dataset": args.dataset, "data": {"dir": str(args.data), "workers": 2}, "augment": {"n_augmentations": 0},
             "features": {"extractor": "whisper", "model": str(args.whisper), "device": "cpu"}, "classifier": "svm"}
     params = Params.model_validate(base)
     manifest, _, summary = build_manifest(params)
     audio = float(manifest["duration"].sum())
     record = {"cores": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)}
-    print(f"RAVDESS: {len(manifest)} clips, {audio / 60:.1f} min; {os.cpu_count()} cores, load "
+    print(f"{args.dataset}: {len(manifest)} clips, {audio / 60:.1f} min; {os.cpu_count()} cores, load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -116,7 +120,8 @@ def main() -> None:
             trained = train(X, meta, params, whisper["described"], tmp / f"models-{engine.split()[-1]}",
                             durations.loc[meta["clip_id"]])
             uar[engine] = round(float(balanced_accuracy_score(trained.oof["actual"], trained.oof["predicted"])), 4)
-            print(f"Whisper-base | {engine}: RAVDESS UAR {uar[engine]:.4f} ({trained.summary['protocol']})", flush=True)
+            print(f"Whisper-base | {engine}: {args.dataset} UAR {uar[engine]:.4f} ({trained.summary['protocol']})",
+                  flush=True)
         record["whisper_base"]["uar"] = uar
 
         export(tmp / "models-fp32", tmp / "bundle", int8=True)
